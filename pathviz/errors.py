@@ -1,0 +1,46 @@
+"""Errors PathViz raises for bad input.
+
+Every error names the offending file or value and says how to fix it, so the CLI and the
+dashboard can show the message as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PathVizError(Exception):
+    """Base class: a problem with the user's input or workspace, with a suggested fix.
+
+    Args:
+        message: what is wrong.
+        fix: how the user can fix it (shown after the message).
+        path: the file concerned, if any.
+    """
+
+    def __init__(self, message: str, fix: str = "", path: str | Path | None = None):
+        self.message = message
+        self.fix = fix
+        self.path = str(path) if path is not None else None
+        text = message if not fix else f"{message} Fix: {fix}"
+        super().__init__(text)
+
+
+class SlideError(PathVizError):
+    """A slide file cannot be opened or read (corrupt, truncated, unsupported, not an image)."""
+
+
+class MissingMppError(SlideError):
+    """The slide carries no microns-per-pixel metadata and none was declared."""
+
+
+class SlideTooLargeError(SlideError):
+    """A plain (non-pyramidal) image is too large to decode safely (decompression-bomb guard)."""
+
+
+class EmptyTissueMaskError(PathVizError):
+    """No tissue was found on the slide, so no tile grid can be built."""
+
+
+class WorkspaceError(PathVizError):
+    """A workspace operation was refused (path outside the allowed roots, unknown slide id...)."""

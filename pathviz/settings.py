@@ -1,0 +1,72 @@
+"""One settings object, read from environment variables.
+
+Variables:
+    PATHVIZ_HOME: workspace folder (default ``./workspace``): slides, derived data, the
+        database and the model registry live under it.
+    PATHVIZ_DATABASE_URL: SQLAlchemy URL (default ``sqlite:///$PATHVIZ_HOME/pathviz.db``).
+    PATHVIZ_SLIDE_ROOTS: extra folders (``os.pathsep``-separated) from which slides may be
+        registered in place, besides the workspace itself.
+    PATHVIZ_DEVICE: ``cuda``, ``cpu`` or ``auto`` (default: CUDA when present).
+    PATHVIZ_CACHE: download cache for demo data (default ``~/.cache/pathviz``).
+    PATHVIZ_TILE_HOST / PATHVIZ_TILE_PORT: where the tile server listens (default
+        127.0.0.1 and a free port); PATHVIZ_TILE_PUBLIC_URL: the URL the browser uses to reach
+        it when that differs (reverse proxy, remote server).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build with :meth:`from_env`; paths are absolute."""
+
+    home: Path
+    database_url: str
+    slide_roots: tuple[Path, ...] = field(default_factory=tuple)
+    device: str = "auto"
+    cache_dir: Path = Path.home() / ".cache" / "pathviz"
+    tile_host: str = "127.0.0.1"
+    tile_port: int = 0
+    tile_public_url: str | None = None
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None) -> "Settings":
+        """Read the environment; ``home`` overrides ``PATHVIZ_HOME`` when given."""
+        home_path = Path(home or os.environ.get("PATHVIZ_HOME", "workspace")).expanduser().resolve()
+        db = os.environ.get("PATHVIZ_DATABASE_URL") or f"sqlite:///{home_path / 'pathviz.db'}"
+        roots = tuple(
+            Path(p).expanduser().resolve()
+            for p in os.environ.get("PATHVIZ_SLIDE_ROOTS", "").split(os.pathsep)
+            if p.strip()
+        )
+        cache = Path(os.environ.get("PATHVIZ_CACHE", Path.home() / ".cache" / "pathviz")).expanduser()
+        return cls(
+            home=home_path,
+            database_url=db,
+            slide_roots=roots,
+            device=os.environ.get("PATHVIZ_DEVICE", "auto"),
+            cache_dir=cache,
+            tile_host=os.environ.get("PATHVIZ_TILE_HOST", "127.0.0.1"),
+            tile_port=int(os.environ.get("PATHVIZ_TILE_PORT", "0")),
+            tile_public_url=os.environ.get("PATHVIZ_TILE_PUBLIC_URL") or None,
+        )
+
+
+def torch_device(preference: str = "auto") -> str:
+    """Return ``"cuda"`` when a GPU is present (or requested), else ``"cpu"``.
+
+    Raises:
+        ValueError: ``preference`` is ``"cuda"`` but no CUDA device is available.
+    """
+    import torch
+
+    if preference == "cpu":
+        return "cpu"
+    available = torch.cuda.is_available()
+    if preference == "cuda" and not available:
+        raise ValueError("PATHVIZ_DEVICE=cuda but no CUDA device is visible; unset it or use 'auto'.")
+    return "cuda" if available else "cpu"

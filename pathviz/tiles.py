@@ -1,0 +1,167 @@
+"""Tile service for the viewer: DeepZoom slide tiles and heatmap overlay tiles, with caches.
+
+:class:`TileService` holds the logic (no HTTP), so the benchmark and tests can call it directly;
+:mod:`pathviz.tileserver` puts it behind a small HTTP server the viewer's OpenSeadragon reads from.
+
+Caching: open slides and their DeepZoom generators are kept per slide; encoded tiles (JPEG for the
+slide, PNG for overlays) are kept in a byte-bounded LRU, so a tile seen once is served from memory.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from pathviz.errors import PathVizError
+from pathviz.layers.overlay import OverlayDeepZoom
+from pathviz.layers.score import layer_raster, mask_raster
+from pathviz.slide.reader import Slide
+from pathviz.workspace import Workspace
+
+TILE_SIZE = 256
+JPEG_QUALITY = 85
+#: Pseudo-layer name of the tissue mask overlay.
+MASK_LAYER = "tissue_mask"
+
+
+class LRUBytes:
+    """Thread-safe LRU cache of bytes, bounded by total size (``max_bytes``)."""
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[tuple, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            val = self._data.get(key)
+            if val is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return val
+
+    def put(self, key: tuple, val: bytes) -> None:
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._data[key] = val
+            self._size += len(val)
+            while self._size > self.max_bytes and self._data:
+                _, v = self._data.popitem(last=False)
+                self._size -= len(v)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._size = 0
+
+
+@dataclass
+class _OpenSlide:
+    slide: Slide
+    dz: object  # openslide.deepzoom.DeepZoomGenerator
+
+
+class TileService:
+    """Serves DeepZoom tiles of registered slides and of their score layers.
+
+    Args:
+        workspace: the workspace whose slides are served (only registered slide ids are
+            accepted; no file path ever comes from a request).
+        cache_bytes: size bound of the encoded-tile cache.
+    """
+
+    def __init__(self, workspace: Workspace, cache_bytes: int = 256 << 20, tile_size: int = TILE_SIZE):
+        self.workspace = workspace
+        self.tile_size = tile_size
+        self.cache = LRUBytes(cache_bytes)
+        self._slides: dict[str, _OpenSlide] = {}
+        self._overlays: dict[tuple[str, str], OverlayDeepZoom] = {}
+        self._lock = threading.Lock()
+        self.tiles_served = 0
+
+    # -- slides ----------------------------------------------------------------------------
+    def _open(self, slide_id: str) -> _OpenSlide:
+        with self._lock:
+            entry = self._slides.get(slide_id)
+            if entry is None:
+                slide = self.workspace.open(slide_id)
+                entry = _OpenSlide(slide, slide.deepzoom(tile_size=self.tile_size, overlap=0))
+                self._slides[slide_id] = entry
+            return entry
+
+    def slide_geometry(self, slide_id: str) -> dict:
+        """``{"width", "height", "tile_size", "levels", "mpp"}`` of a slide's DeepZoom pyramid."""
+        e = self._open(slide_id)
+        w, h = e.slide.dimensions
+        return {"width": w, "height": h, "tile_size": self.tile_size, "levels": e.dz.level_count, "mpp": e.slide.mpp}
+
+    def slide_dzi(self, slide_id: str) -> str:
+        return self._open(slide_id).dz.get_dzi("jpeg")
+
+    def slide_tile(self, slide_id: str, level: int, col: int, row: int) -> bytes:
+        """JPEG bytes of DeepZoom tile ``(level, col, row)``.
+
+        Raises:
+            ValueError: level or address outside the pyramid; WorkspaceError: unknown slide.
+        """
+        key = ("slide", slide_id, level, col, row)
+        data = self.cache.get(key)
+        if data is None:
+            tile = self._open(slide_id).dz.get_tile(level, (col, row))
+            buf = io.BytesIO()
+            tile.save(buf, "JPEG", quality=JPEG_QUALITY)
+            data = buf.getvalue()
+            self.cache.put(key, data)
+        self.tiles_served += 1
+        return data
+
+    # -- overlays --------------------------------------------------------------------------
+    def _overlay(self, slide_id: str, layer: str) -> OverlayDeepZoom:
+        key = (slide_id, layer)
+        with self._lock:
+            ov = self._overlays.get(key)
+        if ov is None:
+            w, h = self._open(slide_id).slide.dimensions
+            if layer == MASK_LAYER:
+                raster = mask_raster(self.workspace.tissue_mask(slide_id))
+            else:
+                raster = layer_raster(self.workspace.layer(slide_id, layer), self.workspace.grid(slide_id))
+            ov = OverlayDeepZoom(raster, w, h, self.tile_size)
+            with self._lock:
+                self._overlays[key] = ov
+        return ov
+
+    def overlay_tile(
+        self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float
+    ) -> bytes:
+        """PNG (RGBA) bytes of an overlay tile, aligned with :meth:`slide_tile` of the same address."""
+        if not (np.isfinite(vmin) and np.isfinite(vmax)):
+            raise PathVizError(f"Value range ({vmin}, {vmax}) is not finite.", "give numbers for vmin and vmax.")
+        key = ("overlay", slide_id, layer, cmap, float(vmin), float(vmax), level, col, row)
+        data = self.cache.get(key)
+        if data is None:
+            img = self._overlay(slide_id, layer).get_tile(level, (col, row), cmap, vmin, vmax)
+            buf = io.BytesIO()
+            img.save(buf, "PNG", compress_level=1)
+            data = buf.getvalue()
+            self.cache.put(key, data)
+        self.tiles_served += 1
+        return data
+
+    def invalidate(self, slide_id: str | None = None) -> None:
+        """Drop cached overlays and tiles (after a layer is recomputed)."""
+        with self._lock:
+            for key in [k for k in self._overlays if slide_id is None or k[0] == slide_id]:
+                del self._overlays[key]
+        self.cache.clear()
