@@ -3,6 +3,7 @@
 from pathviz.slide.grid import TileGrid, grid_key, tile_grid
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES, Slide, SlideInfo, open_slide
 from pathviz.slide.tissue import TissueMask, tissue_mask
+from pathviz.slide.writer import write_pyramidal_tiff
 
 __all__ = [
     "OPENSLIDE_SUFFIXES",
@@ -15,4 +16,5 @@ __all__ = [
     "open_slide",
     "tile_grid",
     "tissue_mask",
+    "write_pyramidal_tiff",
 ]
