@@ -1,0 +1,113 @@
+"""Page tests through streamlit.testing.v1.AppTest (no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEWER = str(ROOT / "pages" / "slide_viewer.py")
+WORKSPACE = str(ROOT / "pages" / "workspace.py")
+TIMEOUT = 60
+
+
+def fresh_app(script: str) -> AppTest:
+    """A new app object, as after a restart: process caches cleared."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    return AppTest.from_file(script, default_timeout=TIMEOUT)
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.subheader]
+    parts += [e.value for e in at.success] + [e.value for e in at.error] + [e.value for e in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_viewer_layers_switch(demo_ws):
+    at = fresh_app(VIEWER).run()
+    assert not at.exception
+    assert at.selectbox(key="layer").value == "haematoxylin"
+    first = texts(at)
+    assert "Haematoxylin density" in first and "Top 10 flagged patches" in first
+    assert len(at.button) >= 10  # a Centre button per flagged patch
+
+    at.selectbox(key="layer").set_value("eosin").run()
+    assert not at.exception
+    second = texts(at)
+    assert "Top 10 flagged patches · Eosin density" in second
+    assert "Ruifrok" in second
+
+    at.selectbox(key="layer").set_value("tissue_fraction").run()
+    assert "Tissue fraction" in texts(at)
+
+    at.selectbox(key="layer").set_value("(none)").run()
+    assert "Choose a score layer" in texts(at)
+
+
+def test_viewer_centre_button_selects_patch(demo_ws):
+    at = fresh_app(VIEWER).run()
+    at.button(key="centre_3").click().run()
+    assert not at.exception
+    assert at.session_state["focus"]["rank"] == 3
+    assert at.selectbox(key="selected_rank").value == 3
+
+
+def test_review_saved_and_read_back_after_restart(demo_ws):
+    at = fresh_app(VIEWER).run()
+    at.text_input(key="reviewer").input("Dr Page")
+    at.selectbox(key="selected_rank").set_value(2)
+    at.radio(key="verdict").set_value("disagree")
+    at.text_area(key="comment").input("tangentially cut gland, not nuclei")
+    at.button(key="save_review").click().run()
+    assert not at.exception
+    assert "Saved: disagree on patch #2 by Dr Page" in texts(at)
+
+    # restart: a new app object, caches cleared; the review comes back from the database
+    at2 = fresh_app(VIEWER).run()
+    at2.selectbox(key="selected_rank").set_value(2).run()
+    body = texts(at2)
+    assert "**disagree** by Dr Page" in body and "tangentially cut gland" in body
+    table = at2.dataframe[0].value
+    row = table[table["rank"] == 2].iloc[0]
+    assert row["verdict"] == "disagree" and row["reviewer"] == "Dr Page"
+    assert len(demo_ws.db.reviews(demo_ws.slides()[0].slide_id)) == 1
+
+
+def test_review_without_reviewer_is_refused(demo_ws):
+    at = fresh_app(VIEWER).run()
+    at.button(key="save_review").click().run()
+    assert "needs a reviewer name" in texts(at)
+    assert demo_ws.db.reviews(demo_ws.slides()[0].slide_id) == []
+
+
+def test_viewer_switch_slide(demo_ws):
+    at = fresh_app(VIEWER).run()
+    png = next(r for r in demo_ws.slides() if r.vendor == "image")
+    at.selectbox(key="slide_id").set_value(png.slide_id).run()
+    assert not at.exception
+    assert "1000x1000 px · 0.5 µm/px (declared)" in texts(at)
+
+
+def test_workspace_page_bad_path_shows_error_and_keeps_slides(demo_ws, tmp_path):
+    bad = tmp_path / "broken.svs"
+    bad.write_bytes(b"garbage" * 100)
+    at = fresh_app(WORKSPACE).run()
+    assert not at.exception
+    assert "Demo slides are registered and analysed" in texts(at)
+    at.text_input(key="add_path").input(str(bad))
+    at.checkbox(key="add_copy").check()
+    at.button[0].click().run()  # the form's submit button
+    assert str(bad) in texts(at) and "not a slide format" in texts(at)
+    assert len(demo_ws.slides()) == 2
+
+
+def test_app_first_start_builds_demo(ws):
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    assert len(ws.slides()) == 2
+    assert all(ws.default_grid_key(r.slide_id) for r in ws.slides())
