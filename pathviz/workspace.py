@@ -25,11 +25,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from pathviz.errors import PathVizError, WorkspaceError
 from pathviz.layers.score import ScoreLayer
 from pathviz.layers.stain import stain_density_layers, tissue_fraction_layer
+from pathviz.npzio import load_npz, save_npz
 from pathviz.settings import Settings
 from pathviz.slide.grid import TileGrid, grid_key, tile_grid
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES, Slide, open_slide
@@ -289,18 +288,14 @@ class Workspace:
 
 def save_mask(mask: TissueMask, path: Path) -> None:
     """Store a tissue mask as ``.npz`` (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp, mask=mask.mask, downsample=np.array([mask.downsample_x, mask.downsample_y]), threshold=mask.threshold
-    )
-    tmp.replace(path)
+    header = {"downsample_x": mask.downsample_x, "downsample_y": mask.downsample_y, "threshold": mask.threshold}
+    save_npz(path, header, mask=mask.mask)
 
 
 def load_mask(path: Path) -> TissueMask:
-    with np.load(path, allow_pickle=False) as z:
-        ds = z["downsample"]
-        return TissueMask(mask=z["mask"], downsample_x=float(ds[0]), downsample_y=float(ds[1]), threshold=float(z["threshold"]))
+    """Read a mask written by :func:`save_mask`. Raises PathVizError if unreadable."""
+    header, arrays = load_npz(path, "tissue mask", "re-analyse the slide.")
+    return TissueMask(mask=arrays["mask"], **header)
 
 
 def _slide_id(path: Path, home: Path) -> str:

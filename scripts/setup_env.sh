@@ -14,14 +14,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 REQS=(requirements.txt)
 [ "${PATHVIZ_WITH_TEST_TOOLS:-0}" = "1" ] && REQS+=(requirements-test.txt)
+# pip on some machines warns about configured local indexes that do not exist; hide only that line.
+pipq() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; return "${PIPESTATUS[0]}"; }
 STAMP="$VENV/.pathviz-installed"
 WANT="$(cat "${REQS[@]}" pyproject.toml | sha256sum | cut -c1-16) ${REQS[*]}"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing pinned requirements (${REQS[*]}); first run downloads PyTorch (~5 GB with its CUDA libraries)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   args=(); for r in "${REQS[@]}"; do args+=(-r "$r"); done
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  pipq "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}"
+  pipq "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
   "$VENV/bin/python" -m pip check
   echo "$WANT" > "$STAMP"
 fi

@@ -13,7 +13,6 @@ means "no value" (drawn transparent).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pathviz.errors import PathVizError
+from pathviz.npzio import load_npz, save_npz
 from pathviz.slide.grid import TileGrid
 from pathviz.slide.tissue import TissueMask
 
@@ -116,8 +116,6 @@ class ScoreLayer:
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write as ``.npz`` atomically; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         header = {
             "name": self.name,
             "title": self.title,
@@ -127,24 +125,15 @@ class ScoreLayer:
             "higher_is_flagged": self.higher_is_flagged,
             "meta": self.meta,
         }
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, scores=self.scores, header=json.dumps(header))
-        tmp.replace(path)
-        return path
+        return save_npz(path, header, scores=self.scores)
 
     @classmethod
     def load(cls, path: str | Path) -> "ScoreLayer":
         """Read a layer written by :meth:`save`. Raises PathVizError if unreadable."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return cls(scores=z["scores"], **json.loads(str(z["header"])))
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise PathVizError(
-                f"{path} is not a readable PathViz score layer ({exc}).",
-                "recompute the layer (dashboard: Workspace page; CLI: pathviz demo).",
-                path,
-            ) from exc
+        header, arrays = load_npz(
+            path, "score layer", "recompute the layer (dashboard: Workspace page; CLI: pathviz slide analyse)."
+        )
+        return cls(scores=arrays["scores"], **header)
 
 
 def layer_raster(layer: ScoreLayer, grid: TileGrid) -> Raster:

@@ -8,13 +8,13 @@ the same numbers index patches, heatmap cells and exported rectangles.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pathviz.errors import EmptyTissueMaskError, PathVizError
+from pathviz.npzio import load_npz, save_npz
 from pathviz.slide.reader import Slide
 from pathviz.slide.tissue import TissueMask
 
@@ -79,9 +79,7 @@ class TileGrid:
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the grid as ``.npz`` (arrays plus a JSON header); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the grid as ``.npz`` (arrays plus a JSON header), atomically; returns the path."""
         header = {
             "mpp": self.mpp,
             "patch_size": self.patch_size,
@@ -93,10 +91,7 @@ class TileGrid:
             "n_rows": self.n_rows,
             "min_tissue": self.min_tissue,
         }
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, cells=self.cells, tissue_fraction=self.tissue_fraction, header=json.dumps(header))
-        tmp.replace(path)  # atomic: a crash never leaves a half-written grid
-        return path
+        return save_npz(path, header, cells=self.cells, tissue_fraction=self.tissue_fraction)
 
     @classmethod
     def load(cls, path: str | Path) -> "TileGrid":
@@ -105,17 +100,8 @@ class TileGrid:
         Raises:
             PathVizError: the file is missing or not a PathViz grid.
         """
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                header = json.loads(str(z["header"]))
-                return cls(cells=z["cells"], tissue_fraction=z["tissue_fraction"], **header)
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise PathVizError(
-                f"{path} is not a readable PathViz tile grid ({exc}).",
-                "recompute it with `pathviz slide tiles`.",
-                path,
-            ) from exc
+        header, arrays = load_npz(path, "tile grid", "recompute it with `pathviz slide tiles` or `pathviz slide analyse`.")
+        return cls(cells=arrays["cells"], tissue_fraction=arrays["tissue_fraction"], **header)
 
     def to_table(self):
         """Tiles as a pandas DataFrame: ``x, y, width, height`` (level-0 px), ``col, row``,
