@@ -99,6 +99,19 @@ def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
         shot = tmp_path / "viewer.png"
         page.screenshot(path=str(shot))
         status = frame.inner_text("#status")
+
+        # "Centre" on a flagged patch zooms the viewer onto it (Python -> JS through the component)
+        def um_per_px() -> float:
+            return float(frame.inner_text("#status").split("·")[1].split("µm")[0])
+
+        before = um_per_px()
+        page.get_by_role("button", name="Centre").first.click()
+        deadline = time.time() + 20
+        while time.time() < deadline and um_per_px() > before * 0.6:
+            time.sleep(0.3)
+        after = um_per_px()
+        focused = frame.locator(".pv-flag.pv-focus").count()
+        page.screenshot(path=str(tmp_path / "viewer_centred.png"))
         browser.close()
     with urllib.request.urlopen(f"{tile_url}/stats", timeout=5) as r:
         stats = json.loads(r.read())
@@ -107,3 +120,6 @@ def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
     assert stats["tiles_served"] > 0, "the viewer requested no tiles"
     assert painted > 5000, "the viewer canvas shows no stained tissue"
     assert "µm/screen px" in status
+    print(f"centre: {before:.2f} -> {after:.2f} µm/screen px, focused outlines: {focused}")
+    assert after < before * 0.6, "Centre did not zoom the viewer onto the patch"
+    assert focused == 1

@@ -107,6 +107,8 @@
     var pad = Math.max(f.w, f.h) * 2;
     var rect = item.imageToViewportRectangle(f.x - pad, f.y - pad, f.w + 2 * pad, f.h + 2 * pad);
     viewer.viewport.fitBounds(rect, false);
+    // bring the viewer into sight when the request came from the gallery further down the page
+    try { if (window.frameElement) window.frameElement.scrollIntoView({ behavior: "smooth", block: "center" }); } catch (e) { /* cross-origin host */ }
   }
 
   function niceLength(um) {
