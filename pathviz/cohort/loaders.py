@@ -1,0 +1,246 @@
+"""Loaders for real cohorts: SurvSet GEO breast-cancer sets, scikit-survival datasets, the shared
+TCGA layout, and a user's CSV with a column mapping. Each returns a validated :class:`Cohort`.
+
+Times are converted to months (days / 30.4375, years x 12) and the conversion is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from pathviz.cohort.schema import Cohort, CohortError
+
+DAYS_PER_MONTH = 30.4375
+#: Default marker thresholds (unit, value): CA19-9 37 U/mL (upper reference limit); steroid
+#: receptors 10 fmol/mg protein (the classic receptor-positivity cut-off).
+MARKER_THRESHOLDS = {"ca19_9": ("U/mL", 37.0), "estrec": ("fmol/mg", 10.0), "progrec": ("fmol/mg", 10.0)}
+
+
+def shared_data_dir() -> Path:
+    """``$PATHVIZ_SHARED_DATA`` or ``../shared/data`` beside the repository."""
+    env = os.environ.get("PATHVIZ_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+# -- SurvSet ----------------------------------------------------------------------------------
+SURVSET_COHORTS = {
+    "gse1992": "GSE1992 breast cancer (SurvSet / survJamda.data): 124 patients, Agilent expression",
+    "gse4335": "GSE4335 breast cancer (SurvSet / survJamda.data): 115 patients, cDNA expression",
+    "gse3143": "GSE3143 breast cancer (SurvSet / survJamda.data): 158 patients, Affymetrix expression",
+}
+
+
+def load_survset(name: str) -> Cohort:
+    """A SurvSet gene-expression cohort: ``num_HS_<SYMBOL>`` columns become the omics matrix,
+    ``fac_*``/``num_*`` the clinical columns (prefix dropped). Times are months as shipped."""
+    if name not in SURVSET_COHORTS:
+        raise CohortError(f"{name!r} is not a SurvSet cohort PathViz knows.", f"use one of {', '.join(SURVSET_COHORTS)}.")
+    try:
+        from SurvSet.data import SurvLoader
+    except ImportError as exc:  # pragma: no cover - pinned in requirements
+        raise CohortError("The SurvSet package is not installed.", "pip install -r requirements.txt.") from exc
+    df = SurvLoader().load_dataset(ds_name=name)["df"]
+    genes = [c for c in df.columns if c.startswith("num_HS_")]
+    omics = df.set_index("pid")[genes]
+    omics.columns = [c[len("num_HS_"):] for c in genes]
+    omics = omics.T.groupby(level=0).mean().T  # a symbol measured by several probes: mean
+    clin_cols = [c for c in df.columns if c not in genes and c not in ("pid", "time", "event")]
+    clinical = pd.DataFrame({"patient_id": df["pid"].astype(str), "time": df["time"], "event": df["event"]})
+    for c in clin_cols:
+        short = c.split("_", 1)[1]
+        if short in clinical.columns:  # fac_grade and num_grade: keep the numeric one
+            short = short + ("_num" if c.startswith("num_") else "_cat")
+        clinical[short] = pd.to_numeric(df[c], errors="coerce") if c.startswith("num_") else df[c].astype(str)
+    return Cohort(
+        name=name, clinical=clinical, omics=omics, description=SURVSET_COHORTS[name],
+        endpoint="survival as shipped by SurvSet", time_unit_note="months (as shipped by SurvSet)",
+    )
+
+
+# -- scikit-survival ------------------------------------------------------------------------------
+def load_gbsg2() -> Cohort:
+    """German Breast Cancer Study Group 2 (scikit-survival ``load_gbsg2``): 686 patients,
+    recurrence-free survival; hormonal therapy (``horTh``) is the treatment column; oestrogen and
+    progesterone receptors (fmol/mg) are the marker columns."""
+    from sksurv.datasets import load_gbsg2 as _load
+
+    X, y = _load()
+    clinical = X.copy()
+    clinical["patient_id"] = [f"gbsg2-{i:04d}" for i in range(len(X))]
+    clinical["time"] = y["time"] / DAYS_PER_MONTH
+    clinical["event"] = y["cens"].astype(int)
+    clinical["treatment"] = (X["horTh"].astype(str) == "yes").astype(int)
+    clinical = clinical.drop(columns=["horTh"])
+    for c in ("menostat", "tgrade"):
+        clinical[c] = clinical[c].astype(str)
+    return Cohort(
+        name="gbsg2", clinical=clinical, markers=["estrec", "progrec"], treatment="treatment",
+        description="GBSG2 breast cancer trial (scikit-survival load_gbsg2): 686 patients; treatment = hormonal therapy",
+        endpoint="recurrence-free survival", time_unit_note="days / 30.4375",
+    )
+
+
+def load_sksurv_breast_cancer() -> Cohort:
+    """Breast cancer (scikit-survival ``load_breast_cancer``): 198 patients, time to distant
+    metastasis, 76 genes (Affymetrix probe ids) as the omics matrix."""
+    from sksurv.datasets import load_breast_cancer as _load
+
+    X, y = _load()
+    ids = [f"bc-{i:03d}" for i in range(len(X))]
+    clin = X[["age", "er", "grade", "size"]].copy()
+    clin["er"] = clin["er"].astype(str)
+    clin["grade"] = clin["grade"].astype(str)
+    clin.insert(0, "patient_id", ids)
+    clin["time"] = y["t.tdm"] / DAYS_PER_MONTH
+    clin["event"] = y["e.tdm"].astype(int)
+    omics = X.drop(columns=["age", "er", "grade", "size"]).astype(float)
+    omics.index = ids
+    return Cohort(
+        name="breast_cancer", clinical=clin, omics=omics,
+        description="Breast cancer, 198 patients (scikit-survival load_breast_cancer; probe-level expression)",
+        endpoint="distant-metastasis-free survival", time_unit_note="days / 30.4375",
+    )
+
+
+# -- TCGA (shared layout) ------------------------------------------------------------------------
+TCGA_COHORTS = ("stad", "blca", "brca")
+#: cBioPortal-style z-scores are heavy-tailed (README of ../shared/data/tcga); clip before use.
+TCGA_Z_CLIP = 10.0
+
+
+def load_tcga(code: str, root: str | Path | None = None) -> Cohort:
+    """A TCGA cohort in the shared layout ``<root>/<code>/clinical.csv`` + ``rna.csv.gz``.
+
+    Clinical: ``time_months`` -> ``time``, ``event``, ``age``, ``stage``, ``sex``, ``grade``,
+    ``subtype``; ``site`` (tissue source site) is the centre column. Expression: mRNA z-scores
+    clipped to +-10.
+
+    Raises:
+        CohortError: the folder or files are missing (message names the path).
+    """
+    code = code.lower().removeprefix("tcga_")
+    folder = Path(root) if root else shared_data_dir() / "tcga"
+    folder = folder / code
+    clin_path = folder / "clinical.csv"
+    if not clin_path.exists():
+        raise CohortError(f"No TCGA cohort at {folder} (clinical.csv missing).", "set PATHVIZ_SHARED_DATA to the folder holding tcga/.", folder)
+    raw = pd.read_csv(clin_path)
+    keep = [c for c in ("age", "stage", "sex", "grade", "subtype", "site") if c in raw.columns]
+    clinical = raw[["patient_id"] + keep].copy()
+    clinical["time"] = raw["time_months"]
+    clinical["event"] = raw["event"]
+    clinical = clinical.rename(columns={"site": "centre"})
+    clinical["centre"] = clinical["centre"].astype(str)
+    for c in ("stage", "sex", "grade", "subtype"):
+        if c in clinical.columns:
+            clinical[c] = clinical[c].where(clinical[c].notna(), None)
+    omics = None
+    rna = folder / "rna.csv.gz"
+    if rna.exists():
+        omics = pd.read_csv(rna, index_col=0).clip(-TCGA_Z_CLIP, TCGA_Z_CLIP)
+    return Cohort(
+        name=f"tcga_{code}", clinical=clinical, omics=omics, centre="centre",
+        description=f"TCGA-{code.upper()} (../shared/data/tcga/{code}): overall survival, cancer-gene-family z-scores",
+        endpoint="overall survival", time_unit_note="months (cBioPortal OS_MONTHS style)",
+    )
+
+
+# -- user CSV ------------------------------------------------------------------------------------
+TIME_UNITS = {"months": 1.0, "days": 1.0 / DAYS_PER_MONTH, "weeks": 7.0 / DAYS_PER_MONTH, "years": 12.0}
+
+
+def load_csv(
+    path: str | Path,
+    mapping: dict[str, str],
+    name: str | None = None,
+    time_unit: str = "months",
+    event_values: tuple = (1,),
+    markers: list[str] | None = None,
+    treatment: str | None = None,
+    centre: str | None = None,
+) -> Cohort:
+    """A user's CSV, with a column-mapping step.
+
+    Args:
+        path: CSV file, one row per patient.
+        mapping: ``{"patient_id": COL, "time": COL, "event": COL, ...}`` renaming the file's
+            columns to schema names; other columns are kept as they are.
+        name: cohort name (default: file stem).
+        time_unit: unit of the time column (``months``, ``days``, ``weeks``, ``years``).
+        event_values: values of the event column meaning "event observed" (e.g. ``("dead", 1)``);
+            every other non-missing value means censored.
+        markers, treatment, centre: schema names of marker / treatment / centre columns.
+
+    Raises:
+        CohortError: unreadable file, unmapped required columns, unknown time unit, or any
+            schema violation (see :func:`~pathviz.cohort.schema.validate_clinical`).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CohortError(f"{path} is not a readable CSV ({exc}).", "save the table as UTF-8 CSV with a header row.", path) from exc
+    missing = [src for src in mapping.values() if src not in raw.columns]
+    if missing:
+        raise CohortError(
+            f"{path}: mapped columns not found: {', '.join(missing)}; the file has {', '.join(map(str, raw.columns[:12]))}.",
+            "fix the column mapping.", path,
+        )
+    df = raw.rename(columns={v: k for k, v in mapping.items()})
+    for req in ("patient_id", "time", "event"):
+        if req not in df.columns:
+            raise CohortError(f"{path}: no column is mapped to {req!r}.", f"map one of the file's columns to {req}.", path)
+    if time_unit not in TIME_UNITS:
+        raise CohortError(f"Unknown time unit {time_unit!r}.", f"use one of {', '.join(TIME_UNITS)}.")
+    # non-numeric times become NaN here and are then reported by name by the validation
+    df["time"] = pd.to_numeric(df["time"], errors="coerce") * TIME_UNITS[time_unit]
+    ev = df["event"]
+    numeric_codes = [float(v) for v in event_values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    is_event = ev.astype(str).str.strip().isin({str(v) for v in event_values}) | pd.to_numeric(ev, errors="coerce").isin(
+        numeric_codes
+    )
+    df["event"] = np.where(ev.isna(), np.nan, is_event.astype(float))
+    return Cohort(
+        name=name or path.stem, clinical=df, markers=list(markers or []), treatment=treatment, centre=centre,
+        description=f"user CSV {path.name}", time_unit_note=f"{time_unit} -> months",
+    )
+
+
+# -- registry ------------------------------------------------------------------------------------
+def _registry() -> dict[str, Callable[[], Cohort]]:
+    reg: dict[str, Callable[[], Cohort]] = {name: (lambda n=name: load_survset(n)) for name in SURVSET_COHORTS}
+    reg["gbsg2"] = load_gbsg2
+    reg["breast_cancer"] = load_sksurv_breast_cancer
+    for code in TCGA_COHORTS:
+        reg[f"tcga_{code}"] = lambda c=code: load_tcga(c)
+    return reg
+
+
+def available_cohorts() -> list[str]:
+    """Names :func:`load_cohort` accepts here (TCGA ones only where ../shared/data is present)."""
+    tcga = shared_data_dir() / "tcga"
+    return [n for n in _registry() if not n.startswith("tcga_") or (tcga / n[5:] / "clinical.csv").exists()]
+
+
+_CACHE: dict[str, Cohort] = {}
+
+
+def load_cohort(name: str) -> Cohort:
+    """Load a named cohort (cached per process).
+
+    Raises:
+        CohortError: unknown name (the message lists the available ones).
+    """
+    if name in _CACHE:
+        return _CACHE[name]
+    reg = _registry()
+    if name not in reg:
+        raise CohortError(f"Unknown cohort {name!r}.", f"available here: {', '.join(available_cohorts())}.")
+    cohort = reg[name]()
+    _CACHE[name] = cohort
+    return cohort

@@ -1,0 +1,191 @@
+"""The cohort schema: one validated table of patients with survival, plus optional omics.
+
+Clinical table (pandas DataFrame, index ``patient_id``, one row per patient):
+
+* ``time``  float, months (>= 0), time to event or last follow-up;
+* ``event`` int 0/1 (1 = event observed, 0 = censored);
+* optional clinical columns (``age`` years, ``stage``, ``grade``, ``centre``, ``treatment`` 0/1...)
+  and serum markers such as ``ca19_9`` (U/mL), declared in ``Cohort.markers``.
+
+Omics matrix (optional): DataFrame patients x genes (index ``patient_id``, columns gene symbols),
+a subset of the clinical patients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pathviz.errors import PathVizError
+
+
+class CohortError(PathVizError):
+    """A cohort table breaks the schema (times, events, ids, markers...)."""
+
+
+@dataclass
+class Cohort:
+    """A validated survival cohort.
+
+    Attributes:
+        name: identifier (e.g. ``gse1992``, ``tcga_stad``).
+        clinical: DataFrame indexed by ``patient_id`` with ``time`` (months) and ``event`` (0/1).
+        omics: optional DataFrame patients x genes (same ``patient_id`` index values).
+        markers: columns that are serum markers (numeric, e.g. ``ca19_9`` in U/mL).
+        treatment: name of the 0/1 treatment column, if any.
+        centre: name of the centre/site column, if any.
+        description: human-readable description with provenance.
+        endpoint: what ``time``/``event`` measure (e.g. "overall survival").
+        time_unit_note: how times were converted to months.
+        semi_synthetic: True when outcomes are simulated (the UI labels it).
+    """
+
+    name: str
+    clinical: pd.DataFrame
+    omics: pd.DataFrame | None = None
+    markers: list[str] = field(default_factory=list)
+    treatment: str | None = None
+    centre: str | None = None
+    description: str = ""
+    endpoint: str = "overall survival"
+    time_unit_note: str = ""
+    semi_synthetic: bool = False
+
+    def __post_init__(self):
+        self.clinical = validate_clinical(self.clinical, self.name, self.markers)
+        if self.omics is not None:
+            self.omics = validate_omics(self.omics, self.clinical, self.name)
+        for col in [c for c in (self.treatment, self.centre) if c]:
+            if col not in self.clinical.columns:
+                raise CohortError(f"Cohort {self.name!r}: declared column {col!r} is not in the table.", "fix the mapping.")
+
+    @property
+    def n(self) -> int:
+        return len(self.clinical)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.clinical["event"].sum())
+
+    @property
+    def time(self) -> np.ndarray:
+        return self.clinical["time"].to_numpy(float)
+
+    @property
+    def event(self) -> np.ndarray:
+        return self.clinical["event"].to_numpy(int)
+
+    def clinical_covariates(self) -> list[str]:
+        """Clinical columns usable as model covariates (everything but time/event/markers)."""
+        skip = {"time", "event", *self.markers}
+        return [c for c in self.clinical.columns if c not in skip]
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "n": self.n,
+            "events": self.n_events,
+            "genes": 0 if self.omics is None else int(self.omics.shape[1]),
+            "columns": list(self.clinical.columns),
+            "markers": self.markers,
+            "treatment": self.treatment,
+            "centre": self.centre,
+            "endpoint": self.endpoint,
+            "semi_synthetic": self.semi_synthetic,
+        }
+
+
+def validate_clinical(df: pd.DataFrame, name: str, markers: list[str] | None = None) -> pd.DataFrame:
+    """Check and normalise a clinical table (see module docstring).
+
+    Returns:
+        A copy indexed by ``patient_id`` (str) with ``time`` float and ``event`` int.
+
+    Raises:
+        CohortError: missing columns, missing/negative/non-numeric times, events not 0/1,
+            duplicate or missing patient ids, non-numeric marker values. Messages name the
+            cohort, the column and example patient ids.
+    """
+    df = df.copy()
+    if "patient_id" in df.columns:
+        df = df.set_index("patient_id")
+    df.index = df.index.map(lambda v: None if pd.isna(v) else str(v))
+    df.index.name = "patient_id"
+    if df.index.isna().any():
+        raise CohortError(f"Cohort {name!r}: {int(df.index.isna().sum())} rows have no patient_id.", "give every row an id.")
+    dup = df.index[df.index.duplicated()].unique()
+    if len(dup):
+        raise CohortError(
+            f"Cohort {name!r}: duplicate patient_id values ({len(dup)}), e.g. {', '.join(map(str, dup[:3]))}.",
+            "keep one row per patient (collapse slides/samples first).",
+        )
+    for col in ("time", "event"):
+        if col not in df.columns:
+            raise CohortError(f"Cohort {name!r} has no {col!r} column.", "map your survival columns to time (months) and event (0/1).")
+    time = pd.to_numeric(df["time"], errors="coerce")
+    bad = df.index[time.isna()]
+    if len(bad):
+        raise CohortError(
+            f"Cohort {name!r}: {len(bad)} patients have a missing or non-numeric time, e.g. {', '.join(bad[:3])}.",
+            "drop those patients or fill their follow-up time (months).",
+        )
+    neg = df.index[time < 0]
+    if len(neg):
+        raise CohortError(
+            f"Cohort {name!r}: {len(neg)} patients have a negative time, e.g. {', '.join(neg[:3])}.",
+            "times are months from diagnosis to event or last follow-up; fix the dates.",
+        )
+    event = pd.to_numeric(df["event"], errors="coerce")
+    badev = df.index[~event.isin([0, 1])]
+    if len(badev):
+        vals = sorted(set(map(str, df.loc[badev, "event"].tolist())))[:5]
+        raise CohortError(
+            f"Cohort {name!r}: event must be 0 (censored) or 1 (event); found {', '.join(vals)} "
+            f"for {len(badev)} patients, e.g. {', '.join(badev[:3])}.",
+            "recode the event column (e.g. 'dead'->1, 'alive'->0; a censoring flag must be inverted).",
+        )
+    df["time"] = time.astype(float)
+    df["event"] = event.astype(int)
+    for m in markers or []:
+        if m not in df.columns:
+            raise CohortError(f"Cohort {name!r}: marker column {m!r} is missing.", "fix the column mapping.")
+        vals = pd.to_numeric(df[m], errors="coerce")
+        bad = df.index[vals.isna() & df[m].notna()]
+        if len(bad):
+            raise CohortError(
+                f"Cohort {name!r}: marker {m!r} has non-numeric values for {len(bad)} patients, e.g. "
+                f"{', '.join(f'{p}={df.at[p, m]!r}' for p in bad[:3])}.",
+                "give numbers in the marker's unit (e.g. U/mL); leave missing values empty.",
+            )
+        if (vals < 0).any():
+            raise CohortError(f"Cohort {name!r}: marker {m!r} has negative values.", "serum levels are >= 0.")
+        df[m] = vals.astype(float)
+    return df
+
+
+def validate_omics(omics: pd.DataFrame, clinical: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Check an omics matrix: unique ids that exist in the clinical table, numeric values.
+
+    Returns a float32 copy aligned to the clinical order (patients without omics dropped).
+    """
+    omics = omics.copy()
+    omics.index = omics.index.map(str)
+    omics.index.name = "patient_id"
+    if omics.index.duplicated().any():
+        raise CohortError(f"Cohort {name!r}: the omics matrix has duplicate patient ids.", "one row per patient.")
+    unknown = omics.index.difference(clinical.index)
+    if len(unknown):
+        raise CohortError(
+            f"Cohort {name!r}: {len(unknown)} omics rows have no clinical row, e.g. {', '.join(unknown[:3])}.",
+            "check the patient id format (e.g. 12-character TCGA barcodes).",
+        )
+    if omics.columns.duplicated().any():
+        dups = omics.columns[omics.columns.duplicated()].unique()
+        raise CohortError(f"Cohort {name!r}: duplicate gene columns, e.g. {', '.join(map(str, dups[:3]))}.", "merge or rename them.")
+    num = omics.apply(pd.to_numeric, errors="coerce")
+    if num.isna().to_numpy().sum() > omics.isna().to_numpy().sum():
+        raise CohortError(f"Cohort {name!r}: the omics matrix has non-numeric values.", "give numbers only.")
+    order = [p for p in clinical.index if p in num.index]
+    return num.loc[order].astype(np.float32)
