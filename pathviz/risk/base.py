@@ -1,0 +1,82 @@
+"""The risk-model interface every PathViz survival model follows, and the feature preprocessing
+fitted on training data only.
+
+Interface (scikit-learn style: hyper-parameters in ``__init__``, data in ``fit``, learned state
+ends in ``_``)::
+
+    model.fit(cohort_or_frame, time, event)   -> self
+    model.predict_risk(frame)                 -> float[n]   higher = worse prognosis
+    model.predict_survival_function(frame, times) -> float[n, len(times)]  S(t) per patient
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from pathviz.errors import PathVizError
+
+
+class RiskModel(Protocol):
+    def fit(self, X: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> "RiskModel": ...
+
+    def predict_risk(self, X: pd.DataFrame) -> np.ndarray: ...
+
+    def predict_survival_function(self, X: pd.DataFrame, times: np.ndarray) -> np.ndarray: ...
+
+
+class TabularPreprocessor:
+    """Clinical + omics features -> a standardised numeric matrix, fitted on training rows only.
+
+    Numeric clinical columns: median imputation; categorical ones: one-hot (levels seen in
+    training; missing -> all zeros); genes: the ``max_genes`` most variable in training (unsupervised
+    filter), mean imputation. Every column is then z-scored with the training mean and sd; constant
+    training columns are dropped and reported in ``dropped_``.
+    """
+
+    def __init__(self, clinical: list[str], genes: bool = True, max_genes: int = 500):
+        self.clinical = clinical
+        self.genes = genes
+        self.max_genes = max_genes
+
+    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> "TabularPreprocessor":
+        self.numeric_ = [c for c in self.clinical if pd.api.types.is_numeric_dtype(clinical[c])]
+        self.categorical_ = {
+            c: sorted(map(str, clinical[c].dropna().unique())) for c in self.clinical if c not in self.numeric_
+        }
+        self.medians_ = clinical[self.numeric_].median() if self.numeric_ else pd.Series(dtype=float)
+        self.genes_: list[str] = []
+        if self.genes and omics is not None:
+            o = omics.loc[omics.index.intersection(clinical.index)]
+            var = o.var(axis=0, skipna=True).sort_values(ascending=False)
+            self.genes_ = list(var.index[: self.max_genes][var.iloc[: self.max_genes] > 0])
+            self.gene_means_ = o[self.genes_].mean()
+        raw = self._raw(clinical, omics)
+        self.mean_ = raw.mean()
+        self.sd_ = raw.std(ddof=0)
+        self.dropped_ = list(self.sd_.index[~(self.sd_ > 0)])
+        self.columns_ = [c for c in raw.columns if c not in self.dropped_]
+        if not self.columns_:
+            raise PathVizError("No usable feature: every candidate column is constant on the training data.",
+                               "add covariates or genes.")
+        return self
+
+    def _raw(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> pd.DataFrame:
+        parts = []
+        if self.numeric_:
+            parts.append(clinical[self.numeric_].astype(float).fillna(self.medians_))
+        for c, levels in self.categorical_.items():
+            s = clinical[c].astype("object").map(lambda v: None if pd.isna(v) else str(v))
+            parts.append(pd.DataFrame({f"{c}={lev}": (s == lev).astype(float) for lev in levels[1:]}, index=clinical.index))
+        if self.genes_:
+            if omics is None:
+                raise PathVizError("The model uses genes but no expression matrix was given.", "pass the cohort's omics.")
+            g = omics.reindex(index=clinical.index, columns=self.genes_).astype(float)
+            parts.append(g.fillna(self.gene_means_))
+        return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=clinical.index)
+
+    def transform(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> pd.DataFrame:
+        raw = self._raw(clinical, omics).reindex(columns=self.columns_, fill_value=0.0)
+        return (raw - self.mean_[self.columns_]) / self.sd_[self.columns_]

@@ -1,0 +1,163 @@
+"""Penalised Cox regression (elastic net; Simon et al., J Stat Softw 2011, "Regularization paths
+for Cox's proportional hazards model via coordinate descent") via scikit-survival's
+``CoxnetSurvivalAnalysis``. The penalty strength is chosen by K-fold cross-validated Harrell's C
+on the training data only; the final model is refitted on all training rows at that alpha.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from pathviz.cohort.schema import Cohort
+from pathviz.errors import PathVizError
+from pathviz.risk.base import TabularPreprocessor
+from pathviz.survival.concordance import harrell_c
+
+
+def stratified_folds(event: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """Fold index arrays with events spread evenly (stratified by event status)."""
+    rng = np.random.default_rng(seed)
+    folds = [[] for _ in range(k)]
+    for status in (0, 1):
+        idx = rng.permutation(np.flatnonzero(np.asarray(event) == status))
+        for i, j in enumerate(idx):
+            folds[i % k].append(j)
+    return [np.sort(np.array(f, dtype=int)) for f in folds]
+
+
+def train_validation_split(event: np.ndarray, validation_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks ``(train, validation)`` stratified by event status, seeded."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(event), dtype=bool)
+    for status in (0, 1):
+        idx = rng.permutation(np.flatnonzero(np.asarray(event) == status))
+        val[idx[: int(round(len(idx) * validation_fraction))]] = True
+    return ~val, val
+
+
+class CoxnetRiskModel:
+    """Elastic-net Cox on clinical covariates + expression.
+
+    Args:
+        clinical: clinical covariate columns to use (empty = genes only).
+        use_genes: include the expression matrix (the ``max_genes`` most variable genes).
+        l1_ratio: elastic-net mixing (1 = lasso, near 0 = ridge).
+        n_folds: CV folds for choosing alpha (training data only).
+        max_genes: unsupervised variance pre-filter on training data.
+        seed: CV fold seed (recorded).
+
+    Attributes (after fit): ``alpha_``, ``cv_c_index_`` (mean CV C at alpha_), ``coef_``
+    (Series, standardised features), ``preprocessor_``.
+    """
+
+    def __init__(self, clinical: list[str] | None = None, use_genes: bool = True, l1_ratio: float = 0.5,
+                 n_folds: int = 5, max_genes: int = 500, seed: int = 0):
+        self.clinical = list(clinical or [])
+        self.use_genes = use_genes
+        self.l1_ratio = l1_ratio
+        self.n_folds = n_folds
+        self.max_genes = max_genes
+        self.seed = seed
+
+    @staticmethod
+    def _y(time, event):
+        from sksurv.util import Surv
+
+        return Surv.from_arrays(event=np.asarray(event).astype(bool), time=np.asarray(time, float))
+
+    def _fit_path(self, X: np.ndarray, time, event, alphas=None):
+        from sksurv.linear_model import CoxnetSurvivalAnalysis
+
+        model = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas, n_alphas=50, alpha_min_ratio=0.05,
+                                       fit_baseline_model=True, max_iter=100000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(X, self._y(time, event))
+        return model
+
+    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "CoxnetRiskModel":
+        """Fit on training rows (``clinical`` indexed by patient_id; ``omics`` may be None)."""
+        time, event = np.asarray(time, float), np.asarray(event, int)
+        if event.sum() < 5:
+            raise PathVizError(f"Only {event.sum()} events in the training data.", "a Cox model needs more events (>= 5).")
+        self.preprocessor_ = TabularPreprocessor(self.clinical, self.use_genes, self.max_genes).fit(clinical, omics)
+        X = self.preprocessor_.transform(clinical, omics).to_numpy()
+        alphas = self._fit_path(X, time, event).alphas_
+        folds = stratified_folds(event, self.n_folds, self.seed)
+        scores = np.full((self.n_folds, len(alphas)), np.nan)
+        for k, test in enumerate(folds):
+            train = np.setdiff1d(np.arange(len(time)), test)
+            pre = TabularPreprocessor(self.clinical, self.use_genes, self.max_genes).fit(clinical.iloc[train], omics)
+            Xtr = pre.transform(clinical.iloc[train], omics).to_numpy()
+            Xte = pre.transform(clinical.iloc[test], omics).to_numpy()
+            m = self._fit_path(Xtr, time[train], event[train], alphas=alphas)
+            for a_i in range(len(m.alphas_)):
+                risk = Xte @ m.coef_[:, a_i]
+                if event[test].sum() and np.ptp(risk) > 0:
+                    scores[k, a_i] = harrell_c(time[test], event[test], risk).c_index
+        mean = np.nanmean(np.where(np.isnan(scores), 0.5, scores), axis=0)
+        best = int(np.argmax(mean))
+        self.alpha_ = float(alphas[best])
+        self.cv_c_index_ = float(mean[best])
+        self.model_ = self._fit_path(X, time, event, alphas=[self.alpha_])
+        self.coef_ = pd.Series(self.model_.coef_[:, 0], index=self.preprocessor_.columns_)
+        return self
+
+    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> np.ndarray:
+        """Prognostic index (linear predictor) per patient: float[n]; higher = worse."""
+        X = self.preprocessor_.transform(clinical, omics).to_numpy()
+        return X @ self.coef_.to_numpy()
+
+    def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
+        """S(t) per patient at ``times`` (months), Breslow baseline: float[n, len(times)]."""
+        X = self.preprocessor_.transform(clinical, omics).to_numpy()
+        fns = self.model_.predict_survival_function(X, alpha=self.alpha_)
+        times = np.asarray(times, float)
+        out = np.empty((len(fns), len(times)))
+        for i, f in enumerate(fns):
+            lo, hi = f.domain
+            out[i] = f(np.clip(times, lo, hi))
+        return out
+
+    def selected_features(self) -> pd.Series:
+        """Non-zero coefficients (standardised features), largest magnitude first."""
+        nz = self.coef_[self.coef_ != 0]
+        return nz.reindex(nz.abs().sort_values(ascending=False).index)
+
+
+def fit_cohort_risk(cohort: Cohort, clinical: list[str] | None = None, use_genes: bool = True,
+                    validation_fraction: float = 0.3, seed: int = 0, **kw) -> tuple[CoxnetRiskModel, pd.DataFrame]:
+    """Fit the penalised Cox on a training split of a cohort and score every patient.
+
+    Returns:
+        ``(model, table)``: table indexed by patient_id with ``time``, ``event``, ``risk``,
+        ``split`` (``training``/``validation``).
+    """
+    clin = cohort.clinical
+    covs = [c for c in (clinical if clinical is not None else default_covariates(cohort))]
+    train, val = train_validation_split(cohort.event, validation_fraction, seed)
+    genes = use_genes and cohort.omics is not None
+    model = CoxnetRiskModel(covs, genes, seed=seed, **kw).fit(clin[train], cohort.omics, cohort.time[train], cohort.event[train])
+    table = clin[["time", "event"]].copy()
+    table["risk"] = model.predict_risk(clin, cohort.omics)
+    table["split"] = np.where(train, "training", "validation")
+    return model, table
+
+
+def default_covariates(cohort: Cohort) -> list[str]:
+    """Clinical covariates for the risk model: everything but identifiers of care (treatment,
+    centre) and free-text-like columns with many levels."""
+    out = []
+    for c in cohort.clinical_covariates():
+        if c in (cohort.treatment, cohort.centre):
+            continue
+        col = cohort.clinical[c]
+        if not pd.api.types.is_numeric_dtype(col) and col.nunique() > 8:
+            continue
+        if col.isna().mean() > 0.3:
+            continue
+        out.append(c)
+    return out
