@@ -9,6 +9,8 @@ Commands::
     pathviz slide analyse SLIDE_ID [--mpp 0.5] [--size 256] [--min-tissue 0.5] [--json]
     pathviz demo [--json]
     pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
+    pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
+    pathviz survival cindex --cohort NAME [--json]
 
 Errors print one line ``error: ...`` with the fix to stderr and exit with status 2.
 """
@@ -152,6 +154,71 @@ def cmd_export_geojson(args) -> int:
     return 0
 
 
+def _fmt_ci(v, lo, hi) -> str:
+    f = lambda x: "NR" if x is None else f"{x:.1f}"  # noqa: E731 (NR = not reached)
+    return f"{f(v)} ({f(lo)}-{f(hi)})"
+
+
+def _print_comparison(summary: dict) -> str:
+    from pathviz.survival import format_p
+
+    lines = [f"{'group':<14}{'n':>6}{'events':>8}   median months (95% CI)"]
+    for g in summary["groups"]:
+        lines.append(f"{g['group']:<14}{g['n']:>6}{g['events']:>8}   {_fmt_ci(g['median_months'], *g['median_ci'])}")
+    if summary["logrank"]:
+        lr = summary["logrank"]
+        lines.append(f"log-rank chi2={lr['chi2']:.3f} (df {lr['df']}), p={format_p(lr['p_value'])}")
+    if summary.get("trend"):
+        lines.append(f"trend chi2={summary['trend']['chi2']:.3f}, p={format_p(summary['trend']['p_value'])}")
+    for h in summary["hazard_ratios"]:
+        if h["hazard_ratio"] is None:
+            lines.append(f"HR {h['term']}: not estimable ({h['note']})")
+        else:
+            lines.append(f"HR {h['term']}: {h['hazard_ratio']:.2f} (95% CI {h['ci_95'][0]:.2f}-{h['ci_95'][1]:.2f}), "
+                         f"p={format_p(h['p_value'])}")
+    if "cutoff" in summary:
+        c = summary["cutoff"]
+        lines.append(f"cut-off: {c['method']} {', '.join(f'{v:.4g}' for v in c['values'])} fitted on {c['fitted_on']}"
+                     + (f"; maxstat Lau92 p={format_p(c['lau92_p'])}" if c["lau92_p"] is not None else ""))
+    lines += [f"note: {n}" for n in summary["notes"]]
+    return "\n".join(lines)
+
+
+def cmd_survival_km(args) -> int:
+    from pathviz.stratify import comparison_summary, stratify_by_column, stratify_by_risk
+
+    if args.group_by == "risk":
+        strat = stratify_by_risk(args.cohort, cutoff=args.cutoff, evaluate_on=args.evaluate_on, seed=args.seed)
+        summary = comparison_summary(strat.comparison, strat.cutoff)
+        summary["evaluated_on"] = strat.evaluated_on
+        head = f"{args.cohort}: risk groups (elastic-net Cox), statistics on {strat.evaluated_on} patients"
+    else:
+        comp, cut = stratify_by_column(args.cohort, args.group_by, cutoff=args.cutoff)
+        summary = comparison_summary(comp, cut)
+        head = f"{args.cohort}: grouped by {args.group_by}"
+    summary["cohort"] = args.cohort
+    summary["group_by"] = args.group_by
+    _print(args, summary, head + "\n" + _print_comparison(summary))
+    return 0
+
+
+def cmd_survival_cindex(args) -> int:
+    from pathviz.stratify import stratify_by_risk
+
+    strat = stratify_by_risk(args.cohort, seed=args.seed, n_boot=args.n_boot)
+    m = strat.metrics
+    payload = {"cohort": args.cohort, "model": "elastic-net Cox (clinical + expression)", "alpha": strat.model.alpha_,
+               "selected_features": int((strat.model.coef_ != 0).sum()), **m,
+               "auc": {str(k): v for k, v in m["auc"].items()}}
+    aucs = ", ".join(f"{k:g} mo {v:.3f}" for k, v in m["auc"].items()) or "n/a"
+    text = (f"{args.cohort}: Harrell's C {m['harrell_c']:.3f} (95% CI {m['harrell_c_lower']:.3f}-{m['harrell_c_upper']:.3f}) "
+            f"on {m['n_validation']} validation patients ({m['events_validation']} events); Uno's C {m['uno_c']:.3f}; "
+            f"time AUC {aucs}; IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
+            f"CV C on training {m['cv_c_index']:.3f}")
+    _print(args, payload, text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pathviz", description="PathViz computational pathology toolkit.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -192,6 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--size", type=int, default=256)
     sp.add_argument("--min-tissue", type=float, default=0.5)
     sp.set_defaults(func=cmd_slide_analyse)
+
+    surv = sub.add_parser("survival", help="Kaplan-Meier, log-rank, hazard ratios, C-index on cohorts")
+    vsub = surv.add_subparsers(dest="survival_command", required=True)
+    sp = with_json(vsub.add_parser("km", help="KM groups, medians, log-rank p, HR with CI"))
+    sp.add_argument("--cohort", required=True)
+    sp.add_argument("--group-by", required=True, help="a clinical column, or 'risk'")
+    sp.add_argument("--cutoff", default="median", help="median|tertiles|quartiles|optimal|VALUE")
+    sp.add_argument("--evaluate-on", default="validation", choices=["validation", "all"])
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(func=cmd_survival_km)
+    sp = with_json(vsub.add_parser("cindex", help="discrimination of the elastic-net Cox risk model"))
+    sp.add_argument("--cohort", required=True)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples for the C-index CI")
+    sp.set_defaults(func=cmd_survival_cindex)
 
     sp = with_json(sub.add_parser("demo", help="build the demo workspace (real slides from pip packages)"))
     sp.set_defaults(func=cmd_demo)

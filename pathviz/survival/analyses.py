@@ -47,6 +47,9 @@ def km_by_group(time, event, groups, reference=None, ordered: list[str] | None =
     t, e, g = t[keep], e[keep], g[keep]
     notes = [] if keep.all() else [f"{int((~keep).sum())} patients without a value left out"]
     curves = kaplan_meier(t, e, g)
+    if ordered:
+        rank = {lab: i for i, lab in enumerate(ordered)}
+        curves.sort(key=lambda c: rank.get(c.group, len(rank)))
     for c in curves:
         notes += [f"{c.group}: {n}" for n in c.notes]
     labels = sorted(pd.unique(g), key=str)

@@ -1,0 +1,174 @@
+"""Oncologist's patient page: risk, stratum, predicted survival, cohort KM, marker and treatment
+panels, discrimination card, downloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pathviz.cohort import MARKER_THRESHOLDS, available_cohorts, load_cohort
+from pathviz.errors import PathVizError
+from pathviz.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
+from pathviz.stratify import comparison_summary, stratify_by_risk
+from pathviz.survival import fit_cox, format_p, marker_by_stratum, subgroup_hazard_ratios, treatment_by_stratum
+
+CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles", "optimal": "Optimal (maxstat)",
+           "fixed": "Fixed value"}
+
+st.title("Patient risk")
+
+
+@st.cache_resource(show_spinner="Fitting the elastic-net Cox model on the training split…", max_entries=16)
+def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int):
+    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, seed=seed)
+
+
+with st.sidebar:
+    cohort_name = st.selectbox("Cohort", available_cohorts(), key="cohort")
+    method = st.selectbox("Risk cut-off", list(CUTOFFS), format_func=CUTOFFS.get, key="cutoff_method")
+    fixed = st.number_input("Cut-off value (risk score)", value=0.0, step=0.1, key="cutoff_value",
+                            disabled=method != "fixed")
+    evaluate_on = st.radio("Statistics on", ["validation", "all"], key="evaluate_on",
+                           format_func=lambda v: "validation patients" if v == "validation" else "all patients")
+    seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
+    img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
+
+PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
+cohort = load_cohort(cohort_name)
+if cohort.semi_synthetic:
+    st.warning("Semi-synthetic demo cohort: real H&E tissue and real expression profiles, simulated outcomes.")
+st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}, events={cohort.n_events} · "
+           f"times in months ({cohort.time_unit_note})")
+
+try:
+    strat = _stratify(cohort_name, str(fixed) if method == "fixed" else method, evaluate_on, seed)
+except PathVizError as exc:
+    st.error(str(exc))
+    st.stop()
+
+table = strat.table
+cut = strat.cutoff
+val_ids = table.index[table["split"] == "validation"].tolist()
+patient = st.selectbox("Patient", table.index.tolist(), index=table.index.get_loc(val_ids[0]) if val_ids else 0,
+                       key="patient", format_func=lambda p: f"{p} ({table.at[p, 'split']})")
+row = table.loc[patient]
+
+# -- patient card -------------------------------------------------------------------------------
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Risk score (prognostic index)", f"{row['risk']:.3f}")
+c2.metric("Percentile in cohort", f"{row['percentile']:.0f}")
+c3.metric("Risk stratum", str(row["group"]))
+c4.metric("Observed follow-up", f"{row['time']:.1f} mo", "event" if row["event"] else "censored", delta_color="off")
+st.caption(f"Cut-off: {cut.provenance()}; applied unchanged to {'validation' if row['split'] == 'validation' else 'training'} "
+           f"patients. This patient is in the **{row['split']}** set"
+           + (" (the model and cut-off saw this patient while fitting)." if row["split"] == "training" else "."))
+
+left, right = st.columns(2)
+with left:
+    horizon = float(table["time"].max())
+    grid = np.linspace(0, horizon, 120)
+    sf = strat.model.predict_survival_function(cohort.clinical.loc[[patient]], cohort.omics, grid)[0]
+    km_all = strat.comparison.curves
+    st.plotly_chart(survival_curve_figure(grid, sf, f"Predicted survival of {patient}"), config=PLOT_CONFIG,
+                    key="fig_patient")
+    st.download_button("Predicted curve (CSV)", pd.DataFrame({"months": grid, "survival": sf}).to_csv(index=False),
+                       file_name=f"{patient}_predicted_survival.csv", key="dl_patient")
+with right:
+    m = strat.metrics
+    st.markdown("**Discrimination** (validation patients)")
+    st.markdown(
+        f"- Harrell's C: **{m['harrell_c']:.3f}** (95% bootstrap CI {m['harrell_c_lower']:.3f}-{m['harrell_c_upper']:.3f}); "
+        f"n={m['n_validation']}, events={m['events_validation']}\n"
+        f"- Uno's C: {m['uno_c']:.3f}\n"
+        + "".join(f"- Time-dependent AUC at {k:g} months: {v:.3f}\n" for k, v in m["auc"].items())
+        + (f"- Integrated Brier score: {m['ibs']:.4f}\n" if m.get("ibs") is not None else "- Integrated Brier score: n/a\n")
+        + f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}"
+    )
+    top = strat.model.selected_features().head(10)
+    st.markdown("**Model**: elastic-net Cox, " + f"{int((strat.model.coef_ != 0).sum())} non-zero features; strongest:")
+    st.dataframe(top.rename("coefficient (per SD)").to_frame(), key="df_coef")
+
+# -- cohort KM by stratum -----------------------------------------------------------------------
+st.subheader(f"Cohort by risk stratum ({'validation' if strat.evaluated_on == 'validation' else 'all'} patients)")
+fig = km_figure(strat.comparison, f"{cohort.name}", highlight=str(row["group"]))
+st.plotly_chart(fig, config=PLOT_CONFIG, key="fig_km")
+for note in strat.comparison.notes:
+    st.warning(note)
+km_data = pd.concat([c.to_frame() for c in strat.comparison.curves])
+d1, d2 = st.columns(2)
+d1.download_button("KM curves (CSV)", km_data.to_csv(index=False), file_name=f"{cohort.name}_km_by_risk.csv", key="dl_km")
+d2.download_button("Patients, risks and strata (CSV)", table.to_csv(), file_name=f"{cohort.name}_risk_table.csv", key="dl_table")
+
+ev_mask = (table["split"] == "validation") if strat.evaluated_on == "validation" else pd.Series(True, index=table.index)
+sub = cohort.clinical.loc[ev_mask[ev_mask].index].assign(risk_group=table.loc[ev_mask, "group"])
+two_groups = len(cut.labels) == 2
+
+# -- serum marker ------------------------------------------------------------------------------
+st.subheader("Serum marker inside each risk group")
+if not cohort.markers:
+    st.info(f"{cohort.name} has no serum-marker column (e.g. CA19-9 as `ca19_9` in U/mL), so this panel is empty. "
+            "Load a cohort with a marker column to see the marker's prognostic value inside each risk group.")
+elif not two_groups:
+    st.info("The marker analysis compares two risk groups; choose a median, optimal or fixed cut-off.")
+else:
+    default = "ca19_9" if "ca19_9" in cohort.markers else cohort.markers[0]
+    marker = st.selectbox("Marker", cohort.markers, index=cohort.markers.index(default), key="marker")
+    unit, thr_default = MARKER_THRESHOLDS.get(marker, ("", float(cohort.clinical[marker].median())))
+    thr = st.number_input(f"Threshold ({unit})" if unit else "Threshold", value=float(thr_default), key=f"thr_{marker}")
+    eff = marker_by_stratum(sub["time"], sub["event"], sub["risk_group"].to_numpy(), sub[marker].to_numpy(), thr, marker)
+    st.plotly_chart(effect_by_stratum_figure(eff, f"{marker} > {thr:g} vs <= {thr:g}"), config=PLOT_CONFIG, key="fig_marker")
+    for s in eff.strata:
+        st.markdown(f"- {s.stratum} risk: {s.hazard_ratio.label()}")
+    st.markdown(f"- Interaction ({marker} x risk group): p={format_p(eff.interaction_p)} {eff.interaction_note}")
+    for n in eff.notes:
+        st.caption(n)
+
+# -- treatment ---------------------------------------------------------------------------------
+st.subheader("Treatment benefit by risk group")
+if not cohort.treatment:
+    st.info(f"{cohort.name} records no treatment column (0/1), so treatment benefit cannot be estimated here.")
+elif not two_groups:
+    st.info("Treatment benefit by stratum compares two risk groups; choose a median, optimal or fixed cut-off.")
+else:
+    eff = treatment_by_stratum(sub["time"], sub["event"], sub["risk_group"].to_numpy(), sub[cohort.treatment].to_numpy())
+    st.plotly_chart(effect_by_stratum_figure(eff, "Treated vs untreated"), config=PLOT_CONFIG, key="fig_treatment")
+    for s in eff.strata:
+        st.markdown(f"- {s.stratum} risk: {s.hazard_ratio.label()}")
+    st.markdown(f"- Interaction (treatment x risk group): p={format_p(eff.interaction_p)} {eff.interaction_note}")
+    st.caption("Observational contrast within the cohort unless treatment was randomised.")
+
+# -- multivariable and subgroups --------------------------------------------------------------------
+st.subheader("Multivariable Cox and subgroups")
+covs = [c for c in cohort.clinical_covariates()
+        if c != cohort.centre and (pd.api.types.is_numeric_dtype(sub[c]) or sub[c].nunique() <= 12)]
+chosen = st.multiselect("Adjust for", [c for c in covs if c != cohort.treatment], default=[c for c in covs if c in ("age",)],
+                        key="adjust")
+if two_groups:
+    mv = sub.assign(high_risk=(sub["risk_group"] == cut.labels[-1]).astype(float))
+    try:
+        tab = fit_cox(mv, ["high_risk"] + chosen)
+        st.plotly_chart(forest_figure(tab.to_frame(), title=f"Multivariable Cox (n={tab.n}, events={tab.events}"
+                                      + (f", {tab.dropped} with missing values left out" if tab.dropped else "") + ")"),
+                        config=PLOT_CONFIG, key="fig_forest")
+        st.download_button("Cox table (CSV)", tab.to_frame().to_csv(index=False), file_name="multivariable_cox.csv", key="dl_cox")
+    except PathVizError as exc:
+        st.error(str(exc))
+    if cohort.centre:
+        try:
+            strat_tab = fit_cox(mv, ["high_risk"], strata=[cohort.centre])
+            st.markdown(f"Centre effect: stratified by {cohort.centre} ({mv[cohort.centre].nunique()} centres), "
+                        f"{strat_tab.terms[0].label()}")
+        except PathVizError as exc:
+            st.caption(f"Stratified Cox by centre not estimable: {exc}")
+    by = [c for c in chosen + ([cohort.treatment] if cohort.treatment else []) if c in sub.columns]
+    if by:
+        sg = subgroup_hazard_ratios(sub, "risk_group", by, high=cut.labels[-1], low=cut.labels[0])
+        sg["label"] = sg["variable"] + ": " + sg["level"].astype(str)
+        st.plotly_chart(forest_figure(sg, "label", "High vs low risk within subgroups"), config=PLOT_CONFIG, key="fig_subgroups")
+        st.download_button("Subgroup table (CSV)", sg.to_csv(index=False), file_name="subgroups.csv", key="dl_subgroups")
+else:
+    st.info("Choose a two-group cut-off for the multivariable and subgroup analyses.")
+
+with st.expander("Statistics of the stratification (JSON)"):
+    st.json(comparison_summary(strat.comparison, cut))

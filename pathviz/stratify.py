@@ -1,0 +1,154 @@
+"""Risk stratification of a cohort: the computations behind the patient page and the
+``pathviz survival`` commands (no Streamlit here).
+
+:func:`stratify_by_risk` fits the penalised Cox model on a stratified training split, scores every
+patient, fits the cut-off on the *training* risks and applies it unchanged to the validation
+patients; statistics are reported on the validation patients (the honest estimate) and the result
+says so. :func:`stratify_by_column` groups by a clinical column (a cut-off for continuous ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pathviz.cohort import Cohort, CohortError, load_cohort
+from pathviz.risk import CoxnetRiskModel, fit_cohort_risk
+from pathviz.survival import (
+    Cutoff,
+    GroupComparison,
+    fit_cutoff,
+    harrell_c_bootstrap,
+    integrated_brier,
+    km_by_group,
+    time_dependent_auc,
+    uno_c,
+)
+
+#: Default horizons (months) for time-dependent AUC: 1, 3 and 5 years.
+AUC_TIMES = (12.0, 36.0, 60.0)
+
+
+@dataclass
+class RiskStratification:
+    """A cohort scored and stratified.
+
+    Attributes:
+        cohort: the cohort.
+        model: fitted :class:`~pathviz.risk.CoxnetRiskModel`.
+        table: per patient (index patient_id): ``time, event, risk, split, group, percentile``
+            (risk percentile within the cohort, 0-100).
+        cutoff: the cut-off (fitted on the training split).
+        evaluated_on: ``"validation"`` (default) or ``"all"``: which patients the statistics use.
+        comparison: KM / log-rank / HR of the groups on ``evaluated_on`` patients.
+        metrics: discrimination on validation patients: ``harrell_c`` (with bootstrap ``_lower``,
+            ``_upper``), ``uno_c``, ``auc`` {months: AUC}, ``ibs``; ``cv_c_index`` on training.
+    """
+
+    cohort: Cohort
+    model: CoxnetRiskModel
+    table: pd.DataFrame
+    cutoff: Cutoff
+    evaluated_on: str
+    comparison: GroupComparison
+    metrics: dict = field(default_factory=dict)
+
+    def ordered_groups(self) -> list[str]:
+        return list(self.cutoff.labels)
+
+
+def parse_cutoff(text: str) -> tuple[str, float | None]:
+    """``median|tertiles|quartiles|optimal|<number>`` -> (method, value)."""
+    if text in ("median", "tertiles", "quartiles", "optimal"):
+        return text, None
+    try:
+        return "fixed", float(text)
+    except ValueError:
+        raise CohortError(f"Cut-off {text!r} is not a method or a number.",
+                          "use median, tertiles, quartiles, optimal or a value such as 37.") from None
+
+
+def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: str = "validation", seed: int = 0,
+                     n_boot: int = 200, use_genes: bool = True) -> RiskStratification:
+    """Fit, score and stratify (see module docstring)."""
+    cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
+    model, table = fit_cohort_risk(cohort, use_genes=use_genes, seed=seed)
+    train = (table["split"] == "training").to_numpy()
+    method, value = parse_cutoff(cutoff)
+    cut = fit_cutoff(table["risk"][train], method, table["time"][train], table["event"][train], value=value,
+                     fitted_on=f"{cohort.name} training split (seed {seed})")
+    table["group"] = cut.apply(table["risk"])
+    table["percentile"] = table["risk"].rank(pct=True) * 100
+    ev = ~train if evaluate_on == "validation" else np.ones(len(table), bool)
+    sub = table[ev]
+    comparison = km_by_group(sub["time"], sub["event"], sub["group"], reference=cut.labels[0], ordered=cut.labels)
+    metrics = risk_metrics(model, cohort, table, train, n_boot=n_boot, seed=seed)
+    return RiskStratification(cohort, model, table, cut, evaluate_on, comparison, metrics)
+
+
+def risk_metrics(model: CoxnetRiskModel, cohort: Cohort, table: pd.DataFrame, train: np.ndarray,
+                 n_boot: int = 200, seed: int = 0, times=AUC_TIMES) -> dict:
+    """Discrimination and calibration of the risk model on the validation patients."""
+    val = ~train
+    t, e, r = table["time"].to_numpy(), table["event"].to_numpy(), table["risk"].to_numpy()
+    c, lo, hi = harrell_c_bootstrap(t[val], e[val], r[val], n_boot=n_boot, seed=seed)
+    out = {"harrell_c": c, "harrell_c_lower": lo, "harrell_c_upper": hi, "cv_c_index": model.cv_c_index_,
+           "n_training": int(train.sum()), "n_validation": int(val.sum()), "events_validation": int(e[val].sum())}
+    horizon = min(t[train].max(), t[val].max())
+    out["uno_c"] = uno_c(t[train], e[train], t[val], e[val], r[val], tau=horizon * 0.99)
+    out["auc"] = time_dependent_auc(t[train], e[train], t[val], e[val], r[val], [x for x in times if x < horizon])
+    grid = np.linspace(max(1.0, np.quantile(t[val], 0.05)), np.quantile(t[val], 0.8), 20)
+    try:
+        sf = model.predict_survival_function(cohort.clinical[val], cohort.omics, grid)
+        out["ibs"] = integrated_brier(t[train], e[train], t[val], e[val], sf, grid)
+    except ValueError as exc:  # times outside the follow-up of the validation set
+        out["ibs"] = None
+        out["ibs_note"] = str(exc)
+    return out
+
+
+def stratify_by_column(cohort: Cohort | str, column: str, cutoff: str = "median") -> tuple[GroupComparison, Cutoff | None]:
+    """Group a cohort by a clinical column; continuous columns (> 6 distinct values) are cut
+    (cut-off fitted on all patients of this cohort).
+
+    Raises:
+        CohortError: unknown column (the message lists the columns).
+    """
+    cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
+    d = cohort.clinical
+    if column not in d.columns or column in ("time", "event"):
+        raise CohortError(f"Cohort {cohort.name!r} has no column {column!r} to group by.",
+                          f"choose risk or one of {', '.join(c for c in d.columns if c not in ('time', 'event'))}.")
+    col = d[column]
+    cut = None
+    if pd.api.types.is_numeric_dtype(col) and col.nunique() > 6:
+        method, value = parse_cutoff(cutoff)
+        cut = fit_cutoff(col, method, d["time"], d["event"], value=value, fitted_on=f"{cohort.name} (all patients)")
+        groups = cut.apply(col)
+        ordered = cut.labels
+    else:
+        groups = col.astype("object").where(col.notna(), "missing").astype(str).to_numpy(dtype=object)
+        ordered = None
+    return km_by_group(d["time"], d["event"], groups, ordered=ordered), cut
+
+
+def comparison_summary(comp: GroupComparison, cutoff: Cutoff | None = None) -> dict:
+    """JSON-ready summary: groups (n, events, median with CI), log-rank, trend, HRs, notes."""
+    out = {
+        "groups": [
+            {"group": c.group, "n": c.n, "events": c.events, "median_months": c.median,
+             "median_ci": [c.median_lower, c.median_upper]} for c in comp.curves
+        ],
+        "logrank": None if comp.logrank is None else {"chi2": comp.logrank.chi2, "df": comp.logrank.df,
+                                                      "p_value": comp.logrank.p_value},
+        "trend": None if comp.trend is None else {"chi2": comp.trend.chi2, "p_value": comp.trend.p_value},
+        "hazard_ratios": [{"term": h.term, "hazard_ratio": h.hr, "ci_95": [h.lower, h.upper], "p_value": h.p_value,
+                           "note": h.note} for h in comp.hazard_ratios],
+        "notes": comp.notes,
+    }
+    if cutoff is not None:
+        out["cutoff"] = {"method": cutoff.method, "values": cutoff.values, "fitted_on": cutoff.fitted_on,
+                         "maxstat_statistic": cutoff.statistic, "lau92_p": cutoff.p_value}
+    return out

@@ -1,0 +1,76 @@
+"""AppTest page tests for the oncologist's patient page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "patient.py")
+
+
+def app(cohort: str = "gbsg2") -> AppTest:
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["cohort"] = cohort
+    return at.run()
+
+
+def text(at: AppTest) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption] + [e.value for e in at.info]
+    parts += [e.value for e in at.subheader] + [e.value for e in at.warning] + [e.value for e in at.error]
+    return "\n".join(map(str, parts))
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_patient_switch_updates_card(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
+    at = app()
+    assert not at.exception
+    first = (at.selectbox(key="patient").value, metric(at, "Risk score (prognostic index)"))
+    assert "validation" in text(at) and "fitted on gbsg2 training split" in text(at)
+    other = at.selectbox(key="patient").options[5]
+    at.selectbox(key="patient").set_value(other.split(" ")[0]).run()
+    assert not at.exception
+    second = (at.selectbox(key="patient").value, metric(at, "Risk score (prognostic index)"))
+    assert second[0] != first[0] and second[1] != first[1]
+    assert metric(at, "Risk stratum") in ("low", "high")
+
+
+def test_cutoff_switch_changes_strata(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
+    at = app()
+    assert "median cut-off" in text(at)
+    at.selectbox(key="cutoff_method").set_value("tertiles").run()
+    assert not at.exception
+    assert "tertiles cut-off" in text(at)
+    assert metric(at, "Risk stratum") in ("low", "intermediate", "high")
+    assert "compares two risk groups" in text(at)  # marker/treatment panels explain the 3 groups
+    at.selectbox(key="cutoff_method").set_value("optimal").run()
+    assert "Lau92 corrected p" in text(at)
+    at.selectbox(key="cutoff_method").set_value("fixed").run()
+    at.number_input(key="cutoff_value").set_value(99.0).run()
+    assert "outside the data range" in text(at)  # explained, not a crash
+
+
+def test_marker_and_treatment_panels_present_on_gbsg2(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
+    at = app("gbsg2")
+    body = text(at)
+    assert at.selectbox(key="marker").value == "estrec"
+    assert "Interaction (estrec x risk group): p=" in body
+    assert "Interaction (treatment x risk group): p=" in body
+    at.number_input(key="thr_estrec").set_value(50.0).run()
+    assert "estrec > 50 vs estrec <= 50" in text(at)
+
+
+def test_panels_explained_when_columns_absent(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
+    at = app("gse1992")
+    assert not at.exception
+    body = text(at)
+    assert "has no serum-marker column" in body and "records no treatment column" in body
