@@ -128,3 +128,17 @@ def test_maxstat_matches_r_maxstat_lau92(cid):
     assert M == pytest.approx(ref["statistic"], rel=1e-9)
     assert cut == pytest.approx(ref["cutpoint"], rel=1e-12)
     assert lausen92_p(M) == pytest.approx(ref["p"], rel=1e-9)
+
+
+@pytest.mark.parametrize("cid", [k for k in REF if not k.startswith("_") and REF_KIND(k) == "cox"
+                                 and len(REF[k]["terms"]) == 1])
+def test_fast_single_covariate_efron_matches_coxph(cid):
+    """The vectorised one-covariate Efron fit behind the KM panel's HR equals R coxph."""
+    from pathviz.survival.cox import efron_single_hazard_ratio
+
+    c = _case(cid)
+    ref = REF[cid]
+    beta, se = efron_single_hazard_ratio(c["time"], c["event"], c["x"].iloc[:, 0])
+    assert np.exp(beta) == pytest.approx(ref["hr"][0], rel=1e-7)
+    assert np.exp(beta - 1.959963984540054 * se) == pytest.approx(ref["lower"][0], rel=1e-6)
+    assert np.exp(beta + 1.959963984540054 * se) == pytest.approx(ref["upper"][0], rel=1e-6)

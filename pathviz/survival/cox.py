@@ -15,8 +15,12 @@ import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+from scipy.stats import norm
 
 from pathviz.errors import PathVizError
+
+
+Z95 = float(norm.ppf(0.975))
 
 
 @dataclass
@@ -130,6 +134,56 @@ def fit_cox(df: pd.DataFrame, covariates: list[str], strata: list[str] | None = 
                     float(cph.concordance_index_), cph)
 
 
+def efron_single_hazard_ratio(time, event, x, max_iter: int = 30, tol: float = 1e-10) -> tuple[float, float]:
+    """Cox model with one covariate, Efron ties: ``(beta, se)`` by Newton-Raphson.
+
+    The same estimator as ``lifelines.CoxPHFitter`` / R ``coxph(ties = "efron")`` (checked against
+    both in the tests), vectorised with cumulative sums so the KM panel's hazard ratio on 10^4
+    patients takes milliseconds instead of lifelines' ~0.3 s. Used for single-contrast HRs only;
+    multivariable and stratified models go through lifelines.
+
+    Raises:
+        PathVizError: the information is zero (x constant among patients at risk) or no convergence.
+    """
+    t = np.asarray(time, float)
+    e = np.asarray(event, int)
+    x = np.asarray(x, float)
+    order = np.argsort(-t, kind="stable")  # descending: risk set of a time = prefix up to its last row
+    t, e, x = t[order], e[order], x[order]
+    ev_times, inv = np.unique(t[e == 1], return_inverse=True)
+    # last position (in descending order) of each event time = end of its risk-set prefix
+    end = len(t) - np.searchsorted(t[::-1], ev_times, side="left")
+    d = np.bincount(inv, minlength=len(ev_times)).astype(float)
+    xe = x[e == 1]
+    sum_x_dead = np.bincount(inv, weights=xe, minlength=len(ev_times))
+    # Efron: for tie set k with d_k deaths, l = 0 .. d_k - 1
+    rep = np.repeat(np.arange(len(ev_times)), d.astype(int))
+    l_over_d = (np.arange(len(rep)) - np.repeat(np.cumsum(d) - d, d.astype(int))) / d[rep]
+    beta = 0.0
+    for _ in range(max_iter):
+        w = np.exp(beta * x)
+        S0 = np.cumsum(w)[end - 1]
+        S1 = np.cumsum(w * x)[end - 1]
+        S2 = np.cumsum(w * x * x)[end - 1]
+        we = w[e == 1]
+        T0 = np.bincount(inv, weights=we, minlength=len(ev_times))
+        T1 = np.bincount(inv, weights=we * xe, minlength=len(ev_times))
+        T2 = np.bincount(inv, weights=we * xe * xe, minlength=len(ev_times))
+        a0 = S0[rep] - l_over_d * T0[rep]
+        a1 = S1[rep] - l_over_d * T1[rep]
+        a2 = S2[rep] - l_over_d * T2[rep]
+        score = sum_x_dead.sum() - np.sum(a1 / a0)
+        info = np.sum(a2 / a0 - (a1 / a0) ** 2)
+        if not info > 0:
+            raise PathVizError("The Cox information is zero: the covariate is constant among patients at risk.",
+                               "check the groups.")
+        step = score / info
+        beta += step
+        if abs(step) < tol:
+            return float(beta), float(1.0 / np.sqrt(info))
+    raise PathVizError("The Cox model did not converge.", "a group probably has no events.")
+
+
 def group_hazard_ratio(time, event, groups, reference=None, strata=None) -> list[HazardRatio]:
     """Hazard ratio of each group against ``reference`` (default: the first sorted label).
 
@@ -157,13 +211,18 @@ def group_hazard_ratio(time, event, groups, reference=None, strata=None) -> list
                                    f"no events in group {who!r}: the hazard ratio is 0 or infinite"))
             continue
         sub["x"] = (sub.group == lab).astype(float)
+        note = "a group of one patient" if min(nn[lab], nn[ref]) == 1 else ""
         try:
-            table = fit_cox(sub, ["x"], strata=["stratum"] if strata is not None else None)
+            if strata is None:
+                beta, se = efron_single_hazard_ratio(sub["time"], sub["event"], sub["x"])
+                z = beta / se
+                h = HazardRatio(term, float(np.exp(beta)), float(np.exp(beta - Z95 * se)), float(np.exp(beta + Z95 * se)),
+                                float(2 * norm.sf(abs(z))), len(sub), int(sub.event.sum()))
+            else:
+                h = fit_cox(sub, ["x"], strata=["stratum"]).terms[0]
         except PathVizError as exc:
             out.append(HazardRatio(term, None, None, None, None, len(sub), int(sub.event.sum()), exc.message))
             continue
-        h = table.terms[0]
-        note = "a group of one patient" if min(nn[lab], nn[ref]) == 1 else ""
         out.append(HazardRatio(term, h.hr, h.lower, h.upper, h.p_value, h.n, h.events, note))
     return out
 

@@ -32,28 +32,37 @@ class LogRankResult:
 
 
 def _o_e_v(time, event, groups):
+    """Observed and expected events per group and the covariance of O - E (hypergeometric,
+    summed over distinct event times), vectorised over event times."""
     t = np.asarray(time, float)
     e = np.asarray(event, int)
     g = np.asarray(groups, dtype=object)
     labels = sorted(pd.unique(g), key=str)
     if len(labels) < 2:
         raise PathVizError("A log-rank test needs at least two groups with patients.", "choose another grouping or cut-off.")
-    G = np.stack([(g == lab) for lab in labels], axis=1).astype(float)  # n x k
+    code = np.searchsorted(np.array(labels, dtype=object), g) if all(isinstance(x, str) for x in labels) else \
+        np.array([labels.index(x) for x in g])
+    k = len(labels)
     event_times = np.unique(t[e == 1])
-    O = np.zeros(len(labels))
-    E = np.zeros(len(labels))
-    V = np.zeros((len(labels), len(labels)))
-    for s in event_times:
-        at_risk = t >= s
-        n_g = G[at_risk].sum(axis=0)
-        d_mask = (t == s) & (e == 1)
-        d_g = G[d_mask].sum(axis=0)
-        n, d = n_g.sum(), d_g.sum()
-        O += d_g
-        E += d * n_g / n
-        if n > 1:
-            f = d * (n - d) / (n - 1) / n
-            V += f * (np.diag(n_g) - np.outer(n_g, n_g) / n)
+    # at risk at each event time: patients with t >= s, per group (reverse cumulative counts)
+    order = np.argsort(t, kind="stable")
+    ts, cs = t[order], code[order]
+    first = np.searchsorted(ts, event_times, side="left")
+    onehot = np.zeros((len(t) + 1, k))
+    onehot[np.arange(len(t)), cs] = 1.0
+    rev = np.cumsum(onehot[::-1], axis=0)[::-1]  # rev[i] = counts over positions >= i
+    n_g = rev[first]  # [m, k]
+    ev_idx = np.flatnonzero(e == 1)
+    d_g = np.zeros((len(event_times), k))
+    np.add.at(d_g, (np.searchsorted(event_times, t[ev_idx]), code[ev_idx]), 1.0)
+    n = n_g.sum(axis=1)
+    d = d_g.sum(axis=1)
+    O = d_g.sum(axis=0)
+    E = (d[:, None] * n_g / n[:, None]).sum(axis=0)
+    ok = n > 1
+    f = np.zeros_like(n)
+    f[ok] = d[ok] * (n[ok] - d[ok]) / (n[ok] - 1) / n[ok]
+    V = np.diag((f[:, None] * n_g).sum(axis=0)) - np.einsum("m,mi,mj->ij", f / np.where(n > 0, n, 1), n_g, n_g)
     return labels, O, E, V
 
 
