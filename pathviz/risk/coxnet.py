@@ -46,6 +46,9 @@ class CoxnetRiskModel:
         use_genes: include the expression matrix (the ``max_genes`` most variable genes).
         l1_ratio: elastic-net mixing (1 = lasso, near 0 = ridge).
         n_folds: CV folds for choosing alpha (training data only).
+        clinical_penalty: penalty factor of clinical covariates relative to genes (glmnet's
+            ``penalty.factor``); small, so a few known prognostic factors are not out-shrunk by
+            hundreds of genes.
         max_genes: unsupervised variance pre-filter on training data.
         seed: CV fold seed (recorded).
 
@@ -54,7 +57,8 @@ class CoxnetRiskModel:
     """
 
     def __init__(self, clinical: list[str] | None = None, use_genes: bool = True, l1_ratio: float = 0.5,
-                 n_folds: int = 5, max_genes: int = 500, seed: int = 0):
+                 n_folds: int = 5, max_genes: int = 500, clinical_penalty: float = 0.1, seed: int = 0):
+        self.clinical_penalty = clinical_penalty
         self.clinical = list(clinical or [])
         self.use_genes = use_genes
         self.l1_ratio = l1_ratio
@@ -68,15 +72,31 @@ class CoxnetRiskModel:
 
         return Surv.from_arrays(event=np.asarray(event).astype(bool), time=np.asarray(time, float))
 
-    def _fit_path(self, X: np.ndarray, time, event, alphas=None):
+    def _fit_path(self, X: np.ndarray, time, event, alphas=None, alpha_min_ratio: float = 0.05):
         from sksurv.linear_model import CoxnetSurvivalAnalysis
 
-        model = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas, n_alphas=50, alpha_min_ratio=0.05,
-                                       fit_baseline_model=True, max_iter=100000)
+        model = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas, n_alphas=50, alpha_min_ratio=alpha_min_ratio,
+                                       penalty_factor=self._penalty, fit_baseline_model=True, max_iter=100000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X, self._y(time, event))
         return model
+
+    def _fit_path_safe(self, X: np.ndarray, time, event, alphas):
+        """Fit the path; where the smallest penalties overflow (p >> n), drop them and refit."""
+        alphas = list(alphas)
+        while True:
+            try:
+                return self._fit_path(X, time, event, alphas=alphas)
+            except ArithmeticError:
+                if len(alphas) <= 2:
+                    raise PathVizError("The elastic-net Cox fit overflowed even at strong penalties.",
+                                       "use fewer genes (max_genes) or a larger l1_ratio.") from None
+                alphas = alphas[: max(2, int(len(alphas) * 0.75))]
+
+    def _penalties(self, pre: TabularPreprocessor) -> np.ndarray:
+        genes = set(pre.genes_)
+        return np.array([1.0 if c in genes else self.clinical_penalty for c in pre.columns_])
 
     def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "CoxnetRiskModel":
         """Fit on training rows (``clinical`` indexed by patient_id; ``omics`` may be None)."""
@@ -85,7 +105,16 @@ class CoxnetRiskModel:
             raise PathVizError(f"Only {event.sum()} events in the training data.", "a Cox model needs more events (>= 5).")
         self.preprocessor_ = TabularPreprocessor(self.clinical, self.use_genes, self.max_genes).fit(clinical, omics)
         X = self.preprocessor_.transform(clinical, omics).to_numpy()
-        alphas = self._fit_path(X, time, event).alphas_
+        self._penalty = self._penalties(self.preprocessor_)
+        alphas = None
+        for ratio in (0.05, 0.1, 0.2, 0.4):  # shorten the path where the weakest penalties overflow
+            try:
+                alphas = self._fit_path(X, time, event, alpha_min_ratio=ratio).alphas_
+                break
+            except ArithmeticError:
+                continue
+        if alphas is None:
+            raise PathVizError("The elastic-net Cox path could not be fitted.", "use fewer genes or more events.")
         folds = stratified_folds(event, self.n_folds, self.seed)
         scores = np.full((self.n_folds, len(alphas)), np.nan)
         for k, test in enumerate(folds):
@@ -93,17 +122,20 @@ class CoxnetRiskModel:
             pre = TabularPreprocessor(self.clinical, self.use_genes, self.max_genes).fit(clinical.iloc[train], omics)
             Xtr = pre.transform(clinical.iloc[train], omics).to_numpy()
             Xte = pre.transform(clinical.iloc[test], omics).to_numpy()
-            m = self._fit_path(Xtr, time[train], event[train], alphas=alphas)
+            self._penalty = self._penalties(pre)
+            m = self._fit_path_safe(Xtr, time[train], event[train], alphas)
             for a_i in range(len(m.alphas_)):
                 risk = Xte @ m.coef_[:, a_i]
                 if event[test].sum() and np.ptp(risk) > 0:
                     scores[k, a_i] = harrell_c(time[test], event[test], risk).c_index
-        mean = np.nanmean(np.where(np.isnan(scores), 0.5, scores), axis=0)
+        self._penalty = self._penalties(self.preprocessor_)
+        self.model_ = self._fit_path_safe(X, time, event, alphas)
+        usable = len(self.model_.alphas_)
+        mean = np.nanmean(np.where(np.isnan(scores), 0.5, scores), axis=0)[:usable]
         best = int(np.argmax(mean))
-        self.alpha_ = float(alphas[best])
+        self.alpha_ = float(self.model_.alphas_[best])
         self.cv_c_index_ = float(mean[best])
-        self.model_ = self._fit_path(X, time, event, alphas=[self.alpha_])
-        self.coef_ = pd.Series(self.model_.coef_[:, 0], index=self.preprocessor_.columns_)
+        self.coef_ = pd.Series(self.model_.coef_[:, best], index=self.preprocessor_.columns_)
         return self
 
     def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> np.ndarray:
