@@ -1,0 +1,226 @@
+"""Cox-PASNet as a PathViz risk model: gene sets + expression + clinical -> prognostic index.
+
+Same interface as the elastic-net Cox (``fit`` / ``predict_risk`` / ``predict_survival_function``),
+so the patient page can use it. Within the training data given to :meth:`CoxPASNetModel.fit`, a
+stratified 20% inner validation split drives early stopping and the learning-rate x L2 grid; the
+expression scaler and clinical standardisation are fitted on the inner training rows only.
+Saved as a folder: ``weights.pt``, ``model.json`` (genes, pathways, mask, scaler, config, metrics,
+seed) and ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pathviz.errors import PathVizError
+from pathviz.genomics import ExpressionScaler, GeneSetLibrary, pathway_mask
+from pathviz.nn.coxpasnet import CoxPASNet, TrainConfig, train_coxpasnet
+from pathviz.risk.coxnet import train_validation_split
+
+DEFAULT_GRID = {"lr": (3e-3, 1e-2), "l2": (1e-4, 1e-2)}
+
+
+class CoxPASNetModel:
+    """Cox-PASNet with preprocessing and hyper-parameter search.
+
+    Args:
+        library: gene sets (size-filtered as wanted).
+        clinical: clinical covariates at the Cox layer (default ``["age"]``; missing -> training
+            median).
+        grid: ``{"lr": (...), "l2": (...)}`` searched on the inner validation split.
+        config: other training settings (epochs, patience, sparse coding...).
+        min_coverage: drop gene sets with less measured coverage (reported in ``mapping_``).
+        device: ``"cpu"``, ``"cuda"`` or None (CUDA when present).
+    """
+
+    def __init__(self, library: GeneSetLibrary, clinical: list[str] | None = None, grid: dict | None = None,
+                 config: TrainConfig | None = None, min_coverage: float = 0.5, device: str | None = None):
+        self.library = library
+        self.clinical = list(clinical) if clinical is not None else ["age"]
+        self.grid = grid or DEFAULT_GRID
+        self.config = config or TrainConfig()
+        self.min_coverage = min_coverage
+        if device is None:
+            from pathviz.settings import torch_device
+
+            device = torch_device("auto")
+        self.device = device
+
+    # -- features ---------------------------------------------------------------------------
+    def _clinical_matrix(self, clinical: pd.DataFrame) -> np.ndarray:
+        if not self.clinical:
+            return np.zeros((len(clinical), 0), np.float32)
+        X = clinical[self.clinical].apply(pd.to_numeric, errors="coerce").astype(float)
+        X = X.fillna(self.clin_median_)
+        return ((X - self.clin_mean_) / self.clin_sd_).to_numpy(np.float32)
+
+    def _gene_matrix(self, omics: pd.DataFrame, index, where: str) -> np.ndarray:
+        missing = index.difference(omics.index)
+        if len(missing):
+            raise PathVizError(f"{len(missing)} patients have no expression profile, e.g. {', '.join(map(str, missing[:3]))}.",
+                               "score only patients with expression data.")
+        X = self.scaler_.transform(omics.loc[index, self.scaler_input_], where)
+        return X[self.genes_].to_numpy(np.float32)
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame, time, event) -> "CoxPASNetModel":
+        """Fit on training patients (``clinical`` indexed by patient_id; ``omics`` patients x genes)."""
+        time, event = np.asarray(time, float), np.asarray(event, int)
+        if omics is None:
+            raise PathVizError("Cox-PASNet needs an expression matrix.", "choose a cohort with omics.")
+        for c in self.clinical:
+            if c not in clinical.columns:
+                raise PathVizError(f"Clinical covariate {c!r} is not in the cohort.", f"use some of {', '.join(clinical.columns)}.")
+        self.mapping_ = pathway_mask(self.library, list(omics.columns), min_coverage=self.min_coverage)
+        inner_tr, inner_va = train_validation_split(event, 0.2, self.config.seed)
+        idx_tr, idx_va = clinical.index[inner_tr], clinical.index[inner_va]
+        # preprocessing on inner-training rows only
+        self.scaler_input_ = list(self.mapping_.genes)  # already in the cohort's spelling
+        self.scaler_ = ExpressionScaler().fit(omics.loc[idx_tr, self.scaler_input_])
+        keep = [g for g in self.mapping_.genes if g in set(self.scaler_.genes_)]
+        dropped = set(self.mapping_.genes) - set(keep)
+        gi = [self.mapping_.genes.index(g) for g in keep]
+        self.genes_ = keep
+        self.mask_ = self.mapping_.mask[gi]
+        self.pathways_ = [p for p, on in zip(self.mapping_.pathways, self.mask_.any(axis=0)) if on]
+        self.mask_ = self.mask_[:, self.mask_.any(axis=0)]
+        self.notes_ = [self.mapping_.report()] + self.scaler_.report + (
+            [f"{len(dropped)} pathway genes constant in training dropped"] if dropped else [])
+        num = clinical.loc[idx_tr, self.clinical].apply(pd.to_numeric, errors="coerce").astype(float)
+        self.clin_median_ = num.median()
+        self.clin_mean_ = num.fillna(self.clin_median_).mean()
+        self.clin_sd_ = num.fillna(self.clin_median_).std(ddof=0).replace(0, 1.0)
+        G_tr, G_va = self._gene_matrix(omics, idx_tr, "training"), self._gene_matrix(omics, idx_va, "validation")
+        C_tr, C_va = self._clinical_matrix(clinical.loc[idx_tr]), self._clinical_matrix(clinical.loc[idx_va])
+        best = None
+        self.grid_results_ = []
+        for lr in self.grid["lr"]:
+            for l2 in self.grid["l2"]:
+                cfg = replace(self.config, lr=lr, l2=l2)
+                net, res = train_coxpasnet(self.mask_, G_tr, C_tr, time[inner_tr], event[inner_tr],
+                                           G_va, C_va, time[inner_va], event[inner_va], cfg, self.device)
+                self.grid_results_.append({"lr": lr, "l2": l2, "val_c_index": res.val_c_index, "best_epoch": res.best_epoch,
+                                           "seconds": res.seconds})
+                if best is None or res.val_c_index > best[2].val_c_index:
+                    best = (net, cfg, res)
+        self.net_, self.config_, self.train_result_ = best
+        self.val_c_index_ = best[2].val_c_index
+        # Breslow baseline hazard on all training rows
+        risk = self.predict_risk(clinical, omics)
+        self._baseline(time, event, risk)
+        return self
+
+    def _baseline(self, time, event, risk) -> None:
+        order = np.argsort(time)
+        t, e, w = time[order], event[order], np.exp(risk[order] - risk.max())
+        uniq = np.unique(t[e == 1])
+        at_risk = np.array([w[t >= u].sum() for u in uniq])
+        deaths = np.array([e[t == u].sum() for u in uniq])
+        self.baseline_times_ = uniq
+        self.baseline_cumhaz_ = np.cumsum(deaths / at_risk)
+        self.baseline_shift_ = float(risk.max())
+
+    # -- predict -----------------------------------------------------------------------------
+    def _tensors(self, clinical: pd.DataFrame, omics: pd.DataFrame):
+        G = torch.as_tensor(self._gene_matrix(omics, clinical.index, "input"), device=self.device)
+        C = torch.as_tensor(self._clinical_matrix(clinical), device=self.device)
+        return G, C
+
+    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame) -> np.ndarray:
+        """Prognostic index float[n] (higher = worse)."""
+        self.net_.eval()
+        with torch.no_grad():
+            return self.net_(*self._tensors(clinical, omics)).cpu().numpy().astype(float)
+
+    def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame, times) -> np.ndarray:
+        """S(t | x) = exp(-H0(t) exp(PI - shift)) at ``times`` (months): float[n, len(times)]."""
+        risk = self.predict_risk(clinical, omics)
+        idx = np.searchsorted(self.baseline_times_, np.asarray(times, float), side="right") - 1
+        H0 = np.where(idx >= 0, self.baseline_cumhaz_[np.maximum(idx, 0)], 0.0)
+        return np.exp(-np.outer(np.exp(risk - self.baseline_shift_), H0))
+
+    def node_activations(self, clinical: pd.DataFrame, omics: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Pathway, H1 and H2 activations per patient (eval mode)."""
+        self.net_.eval()
+        with torch.no_grad():
+            return {k: v.cpu().numpy() for k, v in self.net_.hidden(*self._tensors(clinical, omics)).items()}
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, folder: str | Path, cohort: str = "", extra: dict | None = None) -> Path:
+        """Write the model folder (weights, JSON description, model card)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.net_.state_dict(), folder / "weights.pt")
+        meta = {
+            "kind": "coxpasnet", "cohort": cohort, "genes": self.genes_, "scaler_input": self.scaler_input_,
+            "pathways": self.pathways_, "mask": np.flatnonzero(self.mask_.ravel()).tolist(), "mask_shape": list(self.mask_.shape),
+            "pathway_descriptions": {s.name: s.description for s in self.library.sets if s.name in set(self.pathways_)},
+            "clinical": self.clinical, "clin_median": self.clin_median_.to_dict(), "clin_mean": self.clin_mean_.to_dict(),
+            "clin_sd": self.clin_sd_.to_dict(), "scaler": {"log": self.scaler_.log_, "genes": self.scaler_.genes_,
+                                                          "mean": self.scaler_.mean_.tolist(), "sd": self.scaler_.sd_.tolist(),
+                                                          "constant": self.scaler_.constant_},
+            "config": asdict(self.config_), "grid": self.grid_results_, "val_c_index": self.val_c_index_,
+            "baseline": {"times": self.baseline_times_.tolist(), "cumhaz": self.baseline_cumhaz_.tolist(),
+                         "shift": self.baseline_shift_},
+            "notes": self.notes_, "gene_set_source": self.library.source, **(extra or {}),
+        }
+        (folder / "model.json").write_text(json.dumps(meta, indent=1))
+        (folder / "MODEL_CARD.md").write_text(
+            f"# Cox-PASNet model\n\n- cohort: {cohort}\n- gene sets: {self.library.source} ({len(self.pathways_)} pathways, "
+            f"{len(self.genes_)} genes)\n- clinical covariates: {', '.join(self.clinical) or 'none'}\n"
+            f"- chosen lr {self.config_.lr}, L2 {self.config_.l2}; best epoch {self.train_result_.best_epoch}\n"
+            f"- inner validation C-index: {self.val_c_index_:.3f}\n- seed: {self.config_.seed}; device: {self.device}\n"
+            + "".join(f"- {n}\n" for n in self.notes_) + (f"\n{extra.get('card', '')}\n" if extra else "")
+        )
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | None = None) -> "CoxPASNetModel":
+        """Load a model folder written by :meth:`save`.
+
+        Raises:
+            PathVizError: missing or unreadable folder.
+        """
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise PathVizError(f"{folder} is not a PathViz Cox-PASNet model folder ({exc}).",
+                               "train one with `pathviz train coxpasnet`.", folder) from exc
+        if meta.get("kind") != "coxpasnet":
+            raise PathVizError(f"{folder} holds a {meta.get('kind')!r} model, not Cox-PASNet.", "choose a Cox-PASNet folder.")
+        from pathviz.genomics import GeneSet
+
+        lib = GeneSetLibrary([GeneSet(p, meta["pathway_descriptions"].get(p, ""), []) for p in meta["pathways"]],
+                             meta.get("gene_set_source", ""))
+        m = cls(lib, meta["clinical"], config=TrainConfig(**meta["config"]), device=device)
+        mask = np.zeros(int(np.prod(meta["mask_shape"])), bool)
+        mask[meta["mask"]] = True
+        m.mask_ = mask.reshape(meta["mask_shape"])
+        m.genes_, m.pathways_, m.scaler_input_ = meta["genes"], meta["pathways"], meta["scaler_input"]
+        sc = ExpressionScaler(log=meta["scaler"]["log"])
+        sc.log_, sc.genes_, sc.constant_ = meta["scaler"]["log"], meta["scaler"]["genes"], meta["scaler"]["constant"]
+        sc.mean_ = pd.Series(meta["scaler"]["mean"], index=sc.genes_)
+        sc.sd_ = pd.Series(meta["scaler"]["sd"], index=sc.genes_)
+        sc.mean_raw_ = sc.mean_
+        m.scaler_ = sc
+        m.clin_median_, m.clin_mean_, m.clin_sd_ = (pd.Series(meta[k], dtype=float) for k in ("clin_median", "clin_mean", "clin_sd"))
+        m.config_ = TrainConfig(**meta["config"])
+        m.net_ = CoxPASNet(m.mask_, len(m.clinical), m.config_.h1, m.config_.h2, m.config_.dropout_pathway,
+                           m.config_.dropout_h1).to(m.device)
+        m.net_.load_state_dict(torch.load(folder / "weights.pt", map_location=m.device, weights_only=True))
+        m.net_.eval()
+        m.val_c_index_ = meta["val_c_index"]
+        m.grid_results_ = meta["grid"]
+        m.baseline_times_ = np.array(meta["baseline"]["times"])
+        m.baseline_cumhaz_ = np.array(meta["baseline"]["cumhaz"])
+        m.baseline_shift_ = meta["baseline"]["shift"]
+        m.notes_ = meta["notes"]
+        m.meta_ = meta
+        return m
