@@ -5,8 +5,9 @@ Method (documented choice): Integrated Gradients (Sundararajan et al., ICML 2017
 ``LayerIntegratedGradients`` / ``IntegratedGradients``) of the prognostic index, from the baseline
 of an average patient (all z-scored genes 0) to each patient, at the pathway layer (one attribution
 per pathway node) and at the gene inputs. A node's importance is the mean absolute attribution
-over patients; its direction is the sign of the correlation between the node's activation and the
-prognostic index (+ = higher activation, higher risk). Integrated Gradients averages the partial
+over patients; its direction is the sign of the Spearman correlation between the prognostic index
+and the pathway score (mean z-scored expression of the pathway's genes used by the model): + means
+higher expression of the pathway, higher risk. Integrated Gradients averages the partial
 derivatives along the path, so it reduces to the seed's partial derivatives for a linear network
 while staying faithful (attributions sum to PI(x) - PI(baseline)) when tanh layers saturate.
 """
@@ -47,16 +48,19 @@ def pathway_ranking(model, clinical: pd.DataFrame, omics: pd.DataFrame) -> Pathw
     attr = lig.attribute(G, baselines=torch.zeros_like(G), additional_forward_args=(C,), n_steps=IG_STEPS)
     attr = attr.detach().cpu().numpy()  # [n, n_pathways]
     with torch.no_grad():
-        act = net.pathway_nodes(G).cpu().numpy()
         pi = net(G, C).cpu().numpy()
     importance = np.abs(attr).mean(axis=0)
+    g = G.cpu().numpy()
+    mask = np.asarray(model.mask_, dtype=float)
+    scores = g @ mask / np.maximum(mask.sum(axis=0), 1)  # pathway score per patient
+    pi_rank = pd.Series(pi).rank().to_numpy()
     direction = []
-    for j in range(act.shape[1]):
-        a = act[:, j]
-        if np.ptp(a) == 0 or np.ptp(pi) == 0:
+    for j in range(scores.shape[1]):
+        s = scores[:, j]
+        if np.ptp(s) == 0 or np.ptp(pi) == 0:
             direction.append(0)
         else:
-            direction.append(int(np.sign(np.corrcoef(pd.Series(a).rank(), pd.Series(pi).rank())[0, 1])))
+            direction.append(int(np.sign(np.corrcoef(pd.Series(s).rank().to_numpy(), pi_rank)[0, 1])))
     desc = model.meta_.get("pathway_descriptions", {}) if hasattr(model, "meta_") else {
         s.name: s.description for s in model.library.sets}
     members = [" ".join(np.asarray(model.genes_)[model.mask_[:, j]]) for j in range(model.mask_.shape[1])]
