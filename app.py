@@ -27,6 +27,7 @@ if not ws.slides() and not demo_ready(ws):
 pages = {
     "Pathologist": [st.Page("pages/slide_viewer.py", title="Slide viewer", icon="🔬", default=True)],
     "Oncologist": [st.Page("pages/patient.py", title="Patient risk", icon="📈")],
+    "Researcher": [st.Page("pages/pathways.py", title="Pathways", icon="🧬")],
     "Admin": [st.Page("pages/workspace.py", title="Workspace", icon="🗂️")],
 }
 st.navigation(pages).run()

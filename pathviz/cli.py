@@ -11,6 +11,8 @@ Commands::
     pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
     pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
     pathviz survival cindex --cohort NAME [--json]
+    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] --out DIR
+    pathviz pathways rank --model DIR --top 20 [--json]
 
 Errors print one line ``error: ...`` with the fix to stderr and exit with status 2.
 """
@@ -219,6 +221,39 @@ def cmd_survival_cindex(args) -> int:
     return 0
 
 
+def cmd_train_coxpasnet(args) -> int:
+    from pathviz.training import load_library, train_pathway_model
+
+    lib = load_library(args.genesets, args.min_size, args.max_size)
+    last = [-1]
+
+    def progress(frac: float, msg: str) -> None:
+        if not args.json and int(frac * 100) != last[0]:
+            print(f"[{int(frac * 100):3d}%] {msg}", file=sys.stderr)
+            last[0] = int(frac * 100)
+
+    model, metrics = train_pathway_model(args.cohort, lib, args.out, seed=args.seed, repeats=args.repeats,
+                                         min_coverage=args.min_coverage, progress=progress)
+    text = (f"Cox-PASNet on {args.cohort}: validation C-index {metrics['validation_c_index']:.3f} "
+            f"({metrics['n_validation']} held-out patients; inner validation {metrics['inner_validation_c_index']:.3f}); "
+            f"{metrics['pathways']} pathways, {metrics['genes']} genes; {metrics['train_seconds']:.1f} s on {metrics['device']} "
+            f"-> {args.out}")
+    _print(args, {**metrics, "out": str(args.out), "notes": model.notes_}, text)
+    return 0
+
+
+def cmd_pathways_rank(args) -> int:
+    from pathviz.training import rank_model
+
+    r = rank_model(args.model, args.top)
+    cols = [c for c in ("rank", "pathway", "description", "importance", "direction", "size", "stability") if c in r["pathways"]]
+    payload = {"model": str(args.model), "metrics": r["metrics"],
+               "pathways": r["pathways"][cols].to_dict(orient="records"), "genes": r["genes"].to_dict(orient="records")}
+    text = r["pathways"][cols].to_string(index=False)
+    _print(args, payload, text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pathviz", description="PathViz computational pathology toolkit.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,6 +309,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples for the C-index CI")
     sp.set_defaults(func=cmd_survival_cindex)
+
+    train = sub.add_parser("train", help="train models")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    sp = with_json(tsub.add_parser("coxpasnet", help="pathway-informed Cox network; prints validation C-index"))
+    sp.add_argument("--cohort", required=True)
+    sp.add_argument("--genesets", default="kegg", help="kegg, go_bp (shipped) or a GMT file")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--repeats", type=int, default=1, help="repeated splits for ranking stability")
+    sp.add_argument("--min-size", type=int, default=15)
+    sp.add_argument("--max-size", type=int, default=300)
+    sp.add_argument("--min-coverage", type=float, default=0.5)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_train_coxpasnet)
+
+    pw = sub.add_parser("pathways", help="pathway rankings of a trained model")
+    psub = pw.add_subparsers(dest="pathways_command", required=True)
+    sp = with_json(psub.add_parser("rank", help="top pathways and genes"))
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--top", type=int, default=20)
+    sp.set_defaults(func=cmd_pathways_rank)
 
     sp = with_json(sub.add_parser("demo", help="build the demo workspace (real slides from pip packages)"))
     sp.set_defaults(func=cmd_demo)

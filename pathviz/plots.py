@@ -130,3 +130,14 @@ def effect_by_stratum_figure(effect: EffectByStratum, title: str) -> go.Figure:
     fig.update_layout(title=f"{title} · {p}", height=420, template="plotly_white", margin=dict(l=60, r=20, t=90, b=50),
                       legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def heatmap_figure(values: pd.DataFrame, title: str = "", colorbar: str = "z") -> go.Figure:
+    """Heatmap of a patients x features table (rows in the given order), diverging colours around 0."""
+    lim = float(np.nanmax(np.abs(values.to_numpy()))) if values.size else 1.0
+    fig = go.Figure(go.Heatmap(z=values.to_numpy().T, x=list(map(str, values.index)), y=list(map(str, values.columns)),
+                               colorscale="RdBu_r", zmin=-lim, zmax=lim, colorbar=dict(title=colorbar)))
+    fig.update_layout(title=title, height=max(300, 22 * values.shape[1] + 120), template="plotly_white",
+                      xaxis=dict(showticklabels=False, title="patients (ordered by prognostic index, low to high)"),
+                      margin=dict(l=220, r=20, t=50, b=50))
+    return fig

@@ -1,0 +1,129 @@
+"""Researcher's pathway page: Cox-PASNet pathway and gene rankings, KM by pathway node, heatmap,
+model comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages.ui.context import workspace
+from pathviz.cohort import available_cohorts, load_cohort
+from pathviz.errors import PathVizError
+from pathviz.explain import node_km
+from pathviz.nn import CoxPASNetModel
+from pathviz.plots import heatmap_figure, km_figure
+from pathviz.survival import format_p
+from pathviz.training import load_library, rank_model, train_pathway_model
+from pathviz.training.coxpasnet_job import default_model_dir
+
+BENCH_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "genomic_models.csv"
+LIBRARIES = {"kegg": "KEGG (shipped, org.Hs.eg.db)", "go_bp": "GO biological process (shipped)"}
+
+st.title("Pathways")
+ws = workspace()
+
+with st.sidebar:
+    omics_cohorts = [c for c in available_cohorts() if c not in ("gbsg2",)]
+    cohort_name = st.selectbox("Cohort", omics_cohorts, key="pw_cohort")
+    lib_name = st.selectbox("Gene sets", list(LIBRARIES), format_func=LIBRARIES.get, key="pw_library")
+    seed = int(st.number_input("Split seed", 0, 10_000, 0, key="pw_seed"))
+    repeats = int(st.number_input("Repeated splits (stability)", 1, 20, 3, key="pw_repeats"))
+    img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="pw_img")
+PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
+
+folder = default_model_dir(ws.models_dir, cohort_name, lib_name, seed)
+if not (folder / "metrics.json").exists():
+    st.info(f"No Cox-PASNet model for {cohort_name} with {LIBRARIES[lib_name]} (seed {seed}) yet.")
+    if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
+        bar = st.progress(0.0, "starting")
+        try:
+            train_pathway_model(cohort_name, load_library(lib_name), folder, seed=seed, repeats=repeats,
+                                progress=lambda f, m: bar.progress(min(f, 1.0), m))
+            st.rerun()
+        except PathVizError as exc:
+            st.error(str(exc))
+    st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _model(path: str, mtime: float) -> CoxPASNetModel:
+    return CoxPASNetModel.load(path, device="cpu")
+
+
+ranked = rank_model(folder, top=10_000)
+metrics = ranked["metrics"]
+model = _model(str(folder), (folder / "weights.pt").stat().st_mtime)
+cohort = load_cohort(cohort_name)
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Validation C-index", f"{metrics['validation_c_index']:.3f}", help=f"{metrics['n_validation']} held-out patients")
+c2.metric("Inner validation C", f"{metrics['inner_validation_c_index']:.3f}", help="early stopping / grid split")
+c3.metric("Pathways", metrics["pathways"])
+c4.metric("Genes", metrics["genes"])
+if metrics.get("repeat_validation_c_index"):
+    v = metrics["repeat_validation_c_index"]
+    st.caption(f"Validation C over {len(v)} splits: {np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}")
+for note in model.notes_:
+    st.caption(note)
+st.caption("Importance: mean |Integrated Gradients| of the prognostic index at the pathway node (captum); direction + means "
+           "higher pathway expression, higher risk. Stability: share of repeated splits with the pathway in the top 10.")
+
+# -- rankings ------------------------------------------------------------------------------------
+st.subheader("Ranked pathways")
+query = st.text_input("Search pathways or genes", key="pw_search")
+pw = ranked["pathways"].copy()
+if query:
+    q = query.strip().lower()
+    pw = pw[pw["pathway"].str.lower().str.contains(q, regex=False) | pw["description"].str.lower().str.contains(q, regex=False)
+            | pw["genes"].str.lower().str.contains(q, regex=False)]
+cols = [c for c in ("rank", "pathway", "description", "importance", "direction", "stability", "size", "set_size", "coverage", "genes")
+        if c in pw.columns]
+st.dataframe(pw[cols], hide_index=True, key="pw_table", column_config={
+    "importance": st.column_config.NumberColumn(format="%.4f"), "coverage": st.column_config.NumberColumn(format="%.2f"),
+    "stability": st.column_config.NumberColumn(format="%.2f")})
+st.download_button("Pathway ranking (CSV)", ranked["pathways"].to_csv(index=False), file_name=f"{folder.name}_pathways.csv",
+                   key="dl_pathways")
+st.subheader("Ranked genes")
+genes = ranked["genes"]
+if query:
+    genes = genes[genes["gene"].str.lower().str.contains(query.strip().lower(), regex=False)]
+st.dataframe(genes.head(200), hide_index=True, key="gene_table")
+st.download_button("Gene ranking (CSV)", ranked["genes"].to_csv(index=False), file_name=f"{folder.name}_genes.csv", key="dl_genes")
+
+# -- KM by node ---------------------------------------------------------------------------------
+st.subheader("Kaplan-Meier by pathway node")
+choice = st.selectbox("Node", ranked["pathways"]["pathway"].tolist(), key="pw_node",
+                      format_func=lambda p: f"{p} ({ranked['pathways'].set_index('pathway').at[p, 'description']})")
+comp, med = node_km(model, cohort.clinical, cohort.omics, "pathway", choice)
+st.plotly_chart(km_figure(comp, f"{choice}: activation above vs below the median ({med:.3g})"), config=PLOT_CONFIG, key="fig_node_km")
+if comp.logrank is not None:
+    st.caption(f"All {cohort.n} patients (training and validation). Log-rank p={format_p(comp.logrank.p_value)}.")
+
+# -- heatmap ------------------------------------------------------------------------------------
+st.subheader("Patients x top pathways")
+top_n = int(st.slider("Pathways shown", 5, min(40, len(ranked["pathways"])), min(15, len(ranked["pathways"])), key="pw_top"))
+acts = model.node_activations(cohort.clinical, cohort.omics)["pathway"]
+risk = model.predict_risk(cohort.clinical, cohort.omics)
+top_paths = ranked["pathways"]["pathway"].head(top_n).tolist()
+idx = [model.pathways_.index(p) for p in top_paths]
+order = np.argsort(risk)
+heat = pd.DataFrame(acts[order][:, idx], index=cohort.clinical.index[order], columns=top_paths)
+st.plotly_chart(heatmap_figure(heat, "Pathway-node activation (tanh)", "activation"), config=PLOT_CONFIG, key="fig_heat")
+st.download_button("Heatmap data (CSV)", heat.assign(prognostic_index=risk[order]).to_csv(), file_name=f"{folder.name}_heatmap.csv",
+                   key="dl_heat")
+
+# -- model comparison ------------------------------------------------------------------------------
+st.subheader("Model comparison (bench/genomic_models.py)")
+if BENCH_RESULTS.exists():
+    bench = pd.read_csv(BENCH_RESULTS)
+    bench["C-index"] = bench["c_index_mean"].map("{:.3f}".format) + " ± " + bench["c_index_sd"].map("{:.3f}".format)
+    table = bench.pivot(index="cohort", columns="model", values="C-index").rename(
+        columns={"coxpasnet": "Cox-PASNet", "coxnet": "elastic-net Cox (same genes + age)", "clinical": "clinical Cox (age)"})
+    st.dataframe(table, key="bench_table")
+    st.caption(f"Held-out C-index over {int(bench['splits'].max())} stratified 70/30 splits per cohort.")
+    st.download_button("Comparison (CSV)", bench.to_csv(index=False), file_name="genomic_models.csv", key="dl_bench")
+else:
+    st.info("No benchmark results yet: run `python bench/genomic_models.py`.")
