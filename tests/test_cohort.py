@@ -75,16 +75,12 @@ def test_bad_csv_rows_are_named(tmp_path, text, kwargs, words):
 
 
 def test_event_not_0_1_named(tmp_path):
-    p = write(tmp_path, "id,days,status\nA,10,1\nB,3,2\n")
-    with pytest.raises(CohortError, match="event must be 0 .* found 2"):
-        _raw_events(p)
-
-
-def _raw_events(p):
     from pathviz.cohort import validate_clinical
 
-    df = pd.read_csv(p).rename(columns={"id": "patient_id", "days": "time", "status": "event"})
-    return validate_clinical(df, "raw")
+    df = pd.read_csv(write(tmp_path, "id,days,status\nA,10,1\nB,3,2\n"))
+    df = df.rename(columns={"id": "patient_id", "days": "time", "status": "event"})
+    with pytest.raises(CohortError, match="event must be 0 .* found 2 for 1 patients, e.g. B"):
+        validate_clinical(df, "raw")
 
 
 def test_binary_and_empty_files(tmp_path):

@@ -150,7 +150,7 @@ def planted_data(n=500, n_path=40, size=15, seed=0, planted=7):
 def planted_model():
     lib, X, clin, planted = planted_data()
     cfg = TrainConfig(max_epochs=200, patience=40, seed=0)
-    m = CoxPASNetModel(lib, ["age"], grid={"lr": (1e-2,), "l2": (1e-3,)}, config=cfg, device="cpu")
+    m = CoxPASNetModel(lib, ["age"], grid={"lr": (1e-2,), "l2": (1e-3,)}, config=cfg, device="cpu", n_members=2)
     train = clin.index[:400]
     m.fit(clin.loc[train], X, clin.time[train], clin.event[train])
     return m, lib, X, clin, planted
@@ -158,10 +158,12 @@ def planted_model():
 
 def test_mask_holds_after_training(planted_model):
     m = planted_model[0]
-    w = m.net_.pathway.weight.detach()
     outside = ~torch.as_tensor(m.mask_).T
-    assert outside.any() and torch.count_nonzero(w[outside]) == 0
-    assert torch.count_nonzero(w[~outside]) == int((~outside).sum())  # inside the mask: all trained
+    assert outside.any() and len(m.net_.members) == 2
+    for member in m.net_.members:
+        w = member.pathway.weight.detach()
+        assert torch.count_nonzero(w[outside]) == 0
+        assert torch.count_nonzero(w[~outside]) == int((~outside).sum())  # inside the mask: all trained
 
 
 def test_planted_pathway_ranked_first_and_predictive(planted_model):

@@ -44,9 +44,13 @@ def pathway_ranking(model, clinical: pd.DataFrame, omics: pd.DataFrame) -> Pathw
     net = model.net_
     net.eval()
     G, C = _inputs(model, clinical, omics)
-    lig = LayerIntegratedGradients(lambda g, c: net(g, c), net.pathway)
-    attr = lig.attribute(G, baselines=torch.zeros_like(G), additional_forward_args=(C,), n_steps=IG_STEPS)
-    attr = attr.detach().cpu().numpy()  # [n, n_pathways]
+    # the ensemble's index is the members' mean: a pathway's attribution is the mean of its
+    # attributions in each member (completeness holds member by member)
+    attr = 0.0
+    for member in net.members:
+        lig = LayerIntegratedGradients(lambda g, c, m=member: m(g, c), member.pathway)
+        a = lig.attribute(G, baselines=torch.zeros_like(G), additional_forward_args=(C,), n_steps=IG_STEPS)
+        attr = attr + a.detach().cpu().numpy() / len(net.members)  # [n, n_pathways]
     with torch.no_grad():
         pi = net(G, C).cpu().numpy()
     importance = np.abs(attr).mean(axis=0)

@@ -112,7 +112,3 @@ def model_folders(root: str | Path) -> list[Path]:
 def default_model_dir(models_root: Path, cohort: str, library_name: str, seed: int) -> Path:
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in Path(library_name).stem)
     return models_root / "coxpasnet" / f"{cohort}-{safe}-seed{seed}"
-
-
-def nan_to_none(x):
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) else x
