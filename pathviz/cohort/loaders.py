@@ -221,10 +221,18 @@ def _registry() -> dict[str, Callable[[], Cohort]]:
     return reg
 
 
+def _demo_dir() -> Path:
+    from pathviz.settings import Settings
+
+    return Settings.from_env().home / "cohorts" / "demo"
+
+
 def available_cohorts() -> list[str]:
-    """Names :func:`load_cohort` accepts here (TCGA ones only where ../shared/data is present)."""
+    """Names :func:`load_cohort` accepts here (TCGA ones only where ../shared/data is present;
+    ``demo`` once the workspace's demo cohort is built)."""
     tcga = shared_data_dir() / "tcga"
-    return [n for n in _registry() if not n.startswith("tcga_") or (tcga / n[5:] / "clinical.csv").exists()]
+    names = [n for n in _registry() if not n.startswith("tcga_") or (tcga / n[5:] / "clinical.csv").exists()]
+    return (["demo"] if (_demo_dir() / "clinical.csv").exists() else []) + names
 
 
 _CACHE: dict[str, Cohort] = {}
@@ -236,6 +244,14 @@ def load_cohort(name: str) -> Cohort:
     Raises:
         CohortError: unknown name (the message lists the available ones).
     """
+    if name == "demo":
+        from pathviz.cohort.demo import load_demo_cohort
+
+        folder = _demo_dir()
+        key = f"demo@{folder}@{(folder / 'clinical.csv').stat().st_mtime if (folder / 'clinical.csv').exists() else 0}"
+        if key not in _CACHE:
+            _CACHE[key] = load_demo_cohort(folder)
+        return _CACHE[key]
     if name in _CACHE:
         return _CACHE[name]
     reg = _registry()

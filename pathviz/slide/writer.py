@@ -15,9 +15,13 @@ from PIL import Image
 
 
 def write_pyramidal_tiff(
-    path: str | Path, rgb: np.ndarray, mpp: float, tile: int = 256, min_size: int = 256, compression: str = "zlib"
+    path: str | Path, rgb: np.ndarray, mpp: float, tile: int = 256, min_size: int = 256, compression: str = "zlib",
+    quality: int = 90,
 ) -> Path:
     """Write ``rgb`` (``uint8[height, width, 3]``) as a pyramidal TIFF at ``mpp`` microns per pixel.
+
+    ``compression``: ``"zlib"`` (lossless) or ``"jpeg"`` (``quality`` 1-100, via imagecodecs), as
+    scanners write.
 
     Levels halve (area-averaged with Pillow's box filter) until the longer side is below
     ``min_size``. Written to a temporary name and renamed, so a crash leaves no partial slide.
@@ -41,6 +45,7 @@ def write_pyramidal_tiff(
                 tile=(tile, tile),
                 photometric="rgb",
                 compression=compression,
+                compressionargs={"level": quality} if compression == "jpeg" else None,
                 resolution=(res, res),
                 resolutionunit="CENTIMETER",
                 subfiletype=0 if scale == 1 else 1,
