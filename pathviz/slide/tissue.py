@@ -1,8 +1,10 @@
 """Tissue detection at thumbnail scale.
 
 Method: Otsu threshold on the HSV saturation channel of a thumbnail (stained tissue is
-saturated, glass background is not), then morphological clean-up with scikit-image: remove
-objects smaller than ``min_object_um2`` and fill holes smaller than ``max_hole_um2``. This is the
+saturated, glass background is not), clipped to [0.04, 0.15] so that a field covered by tissue
+(no glass: Otsu would split the tissue itself) stays tissue and blank glass never is; then
+morphological clean-up with scikit-image: remove objects smaller than ``min_object_um2`` and fill
+holes smaller than ``max_hole_um2``. This is the
 usual background-removal step of WSI pipelines (e.g. CLAM, seed 004's "background removal").
 """
 
@@ -19,6 +21,8 @@ from pathviz.slide.reader import Slide
 
 #: Saturation below which a pixel is never tissue, whatever Otsu says (blank glass).
 MIN_SATURATION = 0.04
+#: Saturation above which a pixel is always tissue (H&E-stained tissue is well above it).
+MAX_THRESHOLD = 0.15
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def tissue_mask(
     if float(sat.max() - sat.min()) < 1e-6:
         threshold = 1.0  # a uniform image: no contrast, no tissue
     else:
-        threshold = max(float(threshold_otsu(sat)), MIN_SATURATION)
+        threshold = min(max(float(threshold_otsu(sat)), MIN_SATURATION), MAX_THRESHOLD)
     mask = sat > threshold
     px_area_um2 = ds_x * slide.mpp_x * ds_y * slide.mpp_y
     min_px = max(1, int(round(min_object_um2 / px_area_um2)))

@@ -1,0 +1,250 @@
+"""PAGE-Net end to end on a cohort with slides (the demo cohort): patches -> pre-trained CNN ->
+feature store -> two-stage pooling -> integration with Cox-PASNet genome layers and age ->
+prognostic index; comparators (Cox-PASNet on genes + age, image-only elastic-net Cox on the pooled
+features); survival-discriminative layers written for the viewer.
+
+Split: train / validation / test, stratified by event (60/20/20, seeded). The CNN is pre-trained on
+patches of *uncensored training* patients only (MSE on survival time / training mean), validated on
+uncensored validation patients' patches. Pooling: K1 = 16 of the 8 x 8 = 64 map values per patch,
+K2 = 40 of the 144 patches per slide (the seed's K1=65 / M=1000 / K2=100 scaled to 64 px patches and
+144-patch slides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pathviz.cohort import load_cohort
+from pathviz.errors import PathVizError
+from pathviz.genomics import ExpressionScaler, default_library, pathway_mask
+from pathviz.layers.score import ScoreLayer
+from pathviz.nn.pagenet import patch_scores, pretrain_patch_cnn, train_pagenet, two_stage_pool
+from pathviz.npzio import load_npz, save_npz
+from pathviz.risk import CoxnetRiskModel
+from pathviz.survival import harrell_c
+from pathviz.workspace import Workspace
+
+Progress = Callable[[float, str], None]
+K1, K2 = 16, 40
+GRID_LR, GRID_L2 = (3e-3, 1e-2), (1e-4, 1e-2)
+TOP_MAPS = 5
+
+
+def three_way_split(event: np.ndarray, seed: int) -> np.ndarray:
+    """``object[n]`` of ``train``/``validation``/``test`` (60/20/20), stratified by event."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(event), dtype=object)
+    for status in (0, 1):
+        idx = rng.permutation(np.flatnonzero(np.asarray(event) == status))
+        n_te, n_va = int(round(0.2 * len(idx))), int(round(0.2 * len(idx)))
+        out[idx[:n_te]] = "test"
+        out[idx[n_te : n_te + n_va]] = "validation"
+        out[idx[n_te + n_va :]] = "train"
+    return out
+
+
+def slide_ids_for(workspace: Workspace, cohort_dir: Path, slides: pd.Series) -> dict[str, str]:
+    by_path = {r.path: r.slide_id for r in workspace.slides()}
+    out = {}
+    for pid, rel in slides.items():
+        path = str((cohort_dir / rel).resolve())
+        if path not in by_path:
+            raise PathVizError(f"Slide of {pid} ({path}) is not registered.", "rebuild the demo with `pathviz demo`.")
+        out[pid] = by_path[path]
+    return out
+
+
+def read_patches(workspace: Workspace, slide_id: str) -> tuple[np.ndarray, object]:
+    """All grid patches of a slide as ``uint8[n, P, P, 3]`` (one region read for small slides)."""
+    grid = workspace.grid(slide_id)
+    with workspace.open(slide_id) as slide:
+        w, h = slide.dimensions
+        if w * h <= 4096 * 4096 and abs(grid.tile_size_x - grid.patch_size) < 1e-6:
+            img = np.asarray(slide.read_region((0, 0), 0, (w, h)))
+            P = grid.patch_size
+            xy = grid.coords
+            patches = np.stack([img[y : y + P, x : x + P] for x, y in xy])
+        else:
+            patches = np.stack([np.asarray(slide.read_patch(int(x), int(y), grid.tile_size_x, grid.patch_size))
+                                for x, y in grid.coords])
+    return patches, grid
+
+
+class FeatureStore:
+    """Per-slide CNN outputs saved once and reused: ``derived/<slide_id>/features/<version>.npz``
+    with patch coordinates (level-0 px), patch scores ``float32[n, N]`` (stage-1 pooling) and the
+    maps ``float16[n, N, 8, 8]``. A new model version writes a new file, so stale features are
+    never read (invalidation by version)."""
+
+    def __init__(self, workspace: Workspace, version: str):
+        self.workspace, self.version = workspace, version
+
+    def path(self, slide_id: str) -> Path:
+        return self.workspace.derived_dir(slide_id) / "features" / f"pagenet-{self.version}.npz"
+
+    def has(self, slide_id: str) -> bool:
+        return self.path(slide_id).exists()
+
+    def save(self, slide_id: str, coords: np.ndarray, scores: np.ndarray, maps: np.ndarray) -> None:
+        save_npz(self.path(slide_id), {"version": self.version}, coords=coords, scores=scores.astype(np.float32),
+                 maps=maps.astype(np.float16))
+
+    def load(self, slide_id: str) -> dict[str, np.ndarray]:
+        header, arrays = load_npz(self.path(slide_id), "feature file", "retrain or recompute the features.")
+        if header.get("version") != self.version:
+            raise PathVizError(f"Feature file of {slide_id} is for model {header.get('version')}.", "recompute features.")
+        return arrays
+
+
+def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str = "demo", seed: int = 0,
+                        epochs_cnn: int = 8, device: str | None = None, progress: Progress | None = None,
+                        write_layers: bool = True) -> dict:
+    """Run the whole PAGE-Net pipeline (module docstring); returns the metrics dict."""
+    from pathviz.settings import torch_device
+
+    device = device or torch_device("auto")
+    report = progress or (lambda f, m: None)
+    t_start = time.perf_counter()
+    cohort = load_cohort(cohort_name)
+    if "slide" not in cohort.clinical.columns or cohort.omics is None:
+        raise PathVizError(f"Cohort {cohort_name!r} has no slides or no expression.", "use the demo cohort (`pathviz demo`).")
+    cohort_dir = workspace.home / "cohorts" / cohort_name
+    sids = slide_ids_for(workspace, cohort_dir, cohort.clinical["slide"])
+    pids = list(cohort.clinical.index)
+    t, e = cohort.time, cohort.event
+    split = three_way_split(e, seed)
+    # -- patches ------------------------------------------------------------------------------------
+    report(0.02, "reading patches")
+    patches, grids = {}, {}
+    for i, pid in enumerate(pids):
+        patches[pid], grids[pid] = read_patches(workspace, sids[pid])
+    # -- CNN pre-training on uncensored training patients only --------------------------------------
+    mean_t = float(t[(split == "train") & (e == 1)].mean())
+    pre_tr = [p for p, s, ev in zip(pids, split, e) if s == "train" and ev == 1]
+    pre_va = [p for p, s, ev in zip(pids, split, e) if s == "validation" and ev == 1]
+    if any(cohort.clinical.at[p, "event"] == 0 for p in pre_tr + pre_va):
+        raise AssertionError("censored patient in CNN pre-training")  # guarded by construction
+    Xtr = np.concatenate([patches[p] for p in pre_tr])
+    ytr = np.concatenate([np.full(len(patches[p]), cohort.clinical.at[p, "time"] / mean_t) for p in pre_tr])
+    Xva = np.concatenate([patches[p] for p in pre_va])
+    yva = np.concatenate([np.full(len(patches[p]), cohort.clinical.at[p, "time"] / mean_t) for p in pre_va])
+    report(0.05, f"pre-training the patch CNN on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients")
+    cnn, cnn_info = pretrain_patch_cnn(Xtr, ytr.astype(np.float32), Xva, yva.astype(np.float32), epochs=epochs_cnn, seed=seed,
+                                       device=device)
+    version = hashlib.sha1(json.dumps({"seed": seed, "cohort": cohort_name, "pids": pre_tr, "epochs": epochs_cnn,
+                                       "state": float(sum(p.sum().item() for p in cnn.parameters()))}).encode()).hexdigest()[:10]
+    store = FeatureStore(workspace, version)
+    # -- features (feature store) and two-stage pooling --------------------------------------------------
+    report(0.45, "extracting survival-discriminative feature maps")
+    slide_feat = np.zeros((len(pids), cnn.n_maps), np.float32)
+    for i, pid in enumerate(pids):
+        sid = sids[pid]
+        if not store.has(sid):
+            with torch.no_grad():
+                x = torch.as_tensor(patches[pid], device=device).permute(0, 3, 1, 2).float() / 255.0
+                maps = cnn.feature_maps(x)
+                scores = patch_scores(maps, K1)
+            store.save(sid, grids[pid].coords, scores.cpu().numpy(), maps.cpu().numpy())
+        arrays = store.load(sid)
+        maps = torch.as_tensor(arrays["maps"].astype(np.float32))
+        slide_feat[i] = two_stage_pool(maps, K1, K2).numpy()
+    tr, va, te = (split == "train"), (split == "validation"), (split == "test")
+    s_mean, s_sd = slide_feat[tr].mean(0), slide_feat[tr].std(0) + 1e-6
+    S = (slide_feat - s_mean) / s_sd
+    # -- genome and clinical --------------------------------------------------------------------
+    lib = default_library("kegg").filter_size()
+    mapping = pathway_mask(lib, list(cohort.omics.columns))
+    scaler = ExpressionScaler().fit(cohort.omics.loc[np.array(pids)[tr], mapping.genes])
+    genes = [g for g in mapping.genes if g in set(scaler.genes_)]
+    mask = mapping.mask[[mapping.genes.index(g) for g in genes]]
+    G = scaler.transform(cohort.omics.loc[pids, mapping.genes])[genes].to_numpy(np.float32)
+    age = cohort.clinical["age"].astype(float).to_numpy()
+    C = ((age - age[tr].mean()) / age[tr].std()).reshape(-1, 1).astype(np.float32)
+    from pathviz.nn.pathway_model import CoxPASNetModel
+
+    init_clin = CoxPASNetModel._clinical_cox(C[tr], t[tr], e[tr])
+    report(0.6, "training the integrative network (grid over learning rate and L2)")
+    best = None
+    for lr in GRID_LR:
+        for l2 in GRID_L2:
+            net, c_val, ep = train_pagenet(mask, S[tr], G[tr], C[tr], t[tr], e[tr], S[va], G[va], C[va], t[va], e[va],
+                                           lr, l2, seed=seed, device=device, init_clinical=init_clin)
+            if best is None or c_val > best[1]:
+                best = (net, c_val, ep, lr, l2)
+    net = best[0]
+    T = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
+    with torch.no_grad():
+        pi = net(T(S), T(G), T(C)).cpu().numpy()
+    c_test = harrell_c(t[te], e[te], pi[te]).c_index
+    # -- comparators ---------------------------------------------------------------------------------
+    report(0.8, "comparators: Cox-PASNet (genes + age) and image-only elastic-net Cox")
+    trva = tr | va
+    cpn = CoxPASNetModel(lib, ["age"], device=device, config=None)
+    cpn.config.seed = seed
+    cpn.fit(cohort.clinical[trva], cohort.omics, t[trva], e[trva])
+    c_cpn = harrell_c(t[te], e[te], cpn.predict_risk(cohort.clinical[te], cohort.omics)).c_index
+    feat_df = pd.DataFrame(slide_feat, index=pids, columns=[f"map{j}" for j in range(cnn.n_maps)])
+    en = CoxnetRiskModel([], use_genes=True, max_genes=cnn.n_maps, seed=seed).fit(cohort.clinical[trva], feat_df, t[trva], e[trva])
+    c_en = harrell_c(t[te], e[te], en.predict_risk(cohort.clinical[te], feat_df)).c_index
+    # -- map importance and per-patch contributions ---------------------------------------------------
+    Sg = T(S).requires_grad_(True)
+    net(Sg, T(G), T(C)).sum().backward()
+    grad = Sg.grad.cpu().numpy().mean(axis=0) / s_sd  # d PI / d raw slide feature, averaged over patients
+    top_maps = np.argsort(-np.abs(grad * s_sd))[:TOP_MAPS]
+    metrics = {"cohort": cohort_name, "seed": seed, "version": version, "device": device,
+               "n": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
+               "cnn": {k: v for k, v in cnn_info.items() if k != "history"}, "pretrain_patients": len(pre_tr),
+               "pretrain_patches": int(len(Xtr)), "k1": K1, "k2": K2, "lr": best[3], "l2": best[4], "best_epoch": best[2],
+               "val_c_index": best[1], "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en},
+               "map_weights": grad.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways)}
+    if write_layers:
+        report(0.9, "writing survival-discriminative layers")
+        for pid in pids:
+            write_survival_layers(workspace, sids[pid], store.load(sids[pid]), grid_key=grids[pid].key, weights=grad,
+                                  top_maps=top_maps, version=version, pi=float(pi[pids.index(pid)]))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(cnn.state_dict(), out / "cnn.pt")
+    torch.save(net.state_dict(), out / "pagenet.pt")
+    table = pd.DataFrame({"patient_id": pids, "split": split, "time": t, "event": e, "prognostic_index": pi,
+                          "slide_id": [sids[p] for p in pids]})
+    table.to_csv(out / "prognostic_index.csv", index=False)
+    metrics["seconds"] = time.perf_counter() - t_start
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (out / "MODEL_CARD.md").write_text(
+        f"# PAGE-Net ({cohort_name})\n\n- split seed {seed}: train/validation/test {metrics['n']}\n"
+        f"- CNN pre-trained on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients; val MSE {cnn_info['val_mse']:.4f}\n"
+        f"- K1={K1}, K2={K2}; lr {best[3]}, L2 {best[4]}\n- test C-index: PAGE-Net {c_test:.3f}, Cox-PASNet {c_cpn:.3f}, "
+        f"image-only Cox-EN {c_en:.3f}\n- feature version {version}; device {device}\n")
+    report(1.0, "done")
+    return metrics
+
+
+def write_survival_layers(workspace: Workspace, slide_id: str, arrays: dict, grid_key: str, weights: np.ndarray,
+                          top_maps: np.ndarray, version: str, pi: float) -> None:
+    """Two viewer layers per slide: ``survival_score`` (per patch: sum over maps of the map's
+    weight in the prognostic index x the patch's stage-1 score) and ``survival_maps`` (sub-patch:
+    the weighted sum of the top-ranked maps' 8 x 8 activations inside each patch)."""
+    scores = arrays["scores"].astype(np.float32)
+    maps = arrays["maps"].astype(np.float32)
+    contrib = scores @ weights.astype(np.float32)
+    sub = np.tensordot(maps[:, top_maps], weights[top_maps].astype(np.float32), axes=([1], [0]))  # [n, 8, 8]
+    meta = {"model_version": version, "prognostic_index": pi, "top_maps": [int(m) for m in top_maps]}
+    workspace.save_layer(slide_id, ScoreLayer(
+        name="survival_score", title="PAGE-Net survival-discriminative score", grid_key=grid_key, scores=contrib,
+        units="PI contribution", meta=meta,
+        description="Per patch: sum over the CNN's 50 survival-discriminative maps of (3-norm of the top-K1 "
+                    "activations) x (the map's weight in PAGE-Net's prognostic index); higher = pushes risk up."))
+    workspace.save_layer(slide_id, ScoreLayer(
+        name="survival_maps", title="PAGE-Net top survival-discriminative maps", grid_key=grid_key, scores=sub,
+        units="weighted activation", meta=meta,
+        description=f"Inside each patch: activations of the {len(top_maps)} maps with the largest weight in the "
+                    "prognostic index, weighted by that weight (8 x 8 per patch, as the seed's Fig. 4)."))
