@@ -13,6 +13,8 @@ Commands::
     pathviz survival cindex --cohort NAME [--json]
     pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] --out DIR
     pathviz pathways rank --model DIR --top 20 [--json]
+    pathviz train pagenet --cohort demo --out DIR
+    pathviz heatmap SLIDE_ID [--model DIR] --kind survival-maps --out FILE.png
 
 Errors print one line ``error: ...`` with the fix to stderr and exit with status 2.
 """
@@ -254,6 +256,39 @@ def cmd_pathways_rank(args) -> int:
     return 0
 
 
+def cmd_train_pagenet(args) -> int:
+    from pathviz.training import train_pagenet_model
+
+    def progress(frac: float, msg: str) -> None:
+        if not args.json:
+            print(f"[{int(frac * 100):3d}%] {msg}", file=sys.stderr)
+
+    m = train_pagenet_model(_workspace(), args.out, cohort_name=args.cohort, seed=args.seed, progress=progress)
+    c = m["test_c_index"]
+    text = (f"test C-index on {m['n']['test']} patients: PAGE-Net {c['pagenet']:.3f}, Cox-PASNet (genes + age) "
+            f"{c['coxpasnet']:.3f}, image-only Cox-EN {c['image_cox_en']:.3f} ({m['seconds']:.0f} s on {m['device']}) -> {args.out}")
+    _print(args, {k: v for k, v in m.items() if k != "map_weights"}, text)
+    return 0
+
+
+def cmd_heatmap(args) -> int:
+    import json as _json
+
+    from pathviz.render import render_layer_png
+
+    ws = _workspace()
+    layer = {"survival-maps": "survival_maps", "survival-score": "survival_score"}.get(args.kind, args.kind)
+    if args.model:
+        meta = _json.loads((Path(args.model) / "metrics.json").read_text())
+        stored = ws.layer(args.slide_id, layer).meta.get("model_version")
+        if stored != meta.get("version"):
+            raise PathVizError(f"Layer {layer!r} of {args.slide_id} comes from model {stored}, not {meta.get('version')}.",
+                               "retrain with that model folder or omit --model.")
+    out = render_layer_png(ws, args.slide_id, layer, args.out, cmap=args.cmap)
+    _print(args, {"slide_id": args.slide_id, "layer": layer, "out": str(out)}, f"{layer} of {args.slide_id} -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pathviz", description="PathViz computational pathology toolkit.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -322,6 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-coverage", type=float, default=0.5)
     sp.add_argument("--out", required=True)
     sp.set_defaults(func=cmd_train_coxpasnet)
+
+    sp = with_json(tsub.add_parser("pagenet", help="PAGE-Net on the demo cohort; prints test C-index of 3 models"))
+    sp.add_argument("--cohort", default="demo")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_train_pagenet)
+
+    sp = with_json(sub.add_parser("heatmap", help="render a slide's score layer over its thumbnail (PNG)"))
+    sp.add_argument("slide_id")
+    sp.add_argument("--kind", default="survival-maps", help="survival-maps, survival-score or any layer name")
+    sp.add_argument("--model", help="model folder the layer must come from")
+    sp.add_argument("--cmap", default="inferno")
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=cmd_heatmap)
 
     pw = sub.add_parser("pathways", help="pathway rankings of a trained model")
     psub = pw.add_subparsers(dest="pathways_command", required=True)

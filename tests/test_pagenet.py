@@ -1,0 +1,77 @@
+"""PAGE-Net pieces: two-stage pooling by hand, pre-training on uncensored patients only, the
+integration network's mask, the feature store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pathviz.nn.pagenet import PAGENet, PatchCNN, patch_scores, two_stage_pool
+from pathviz.training.pagenet_job import FeatureStore, pretraining_patients, shrink, three_way_split
+
+
+def test_two_stage_pooling_equals_hand_computation():
+    maps = torch.tensor([
+        [[[1.0, 2.0], [3.0, 0.0]], [[0.0, 0.0], [0.0, 4.0]]],   # patch 0: map 0, map 1
+        [[[2.0, 2.0], [2.0, 2.0]], [[1.0, 1.0], [0.0, 0.0]]],   # patch 1
+        [[[0.0, 5.0], [0.0, 0.0]], [[3.0, 0.0], [0.0, 0.0]]],   # patch 2
+    ])
+    # stage 1, K1 = 2: per patch and map, 3-norm of the 2 largest values
+    s1 = patch_scores(maps, k1=2)
+    hand1 = np.array([[(3**3 + 2**3) ** (1 / 3), 4.0], [(2**3 * 2) ** (1 / 3), (2.0) ** (1 / 3)], [5.0, 3.0]])
+    np.testing.assert_allclose(s1.numpy(), hand1, rtol=1e-6)
+    # stage 2, K2 = 2: per map, 3-norm of the 2 largest patch scores
+    slide = two_stage_pool(maps, k1=2, k2=2)
+    hand2 = [(5**3 + hand1[0, 0] ** 3) ** (1 / 3), (4**3 + 3**3) ** (1 / 3)]
+    np.testing.assert_allclose(slide.numpy(), hand2, rtol=1e-6)
+
+
+def test_pretraining_never_sees_censored_patients():
+    rng = np.random.default_rng(0)
+    event = rng.integers(0, 2, 200)
+    pids = [f"P{i}" for i in range(200)]
+    split = three_way_split(event, seed=1)
+    chosen = pretraining_patients(pids, split, event, "train") + pretraining_patients(pids, split, event, "validation")
+    ev = dict(zip(pids, event))
+    assert chosen and all(ev[p] == 1 for p in chosen)
+    assert {split[pids.index(p)] for p in chosen} <= {"train", "validation"}
+    # split is stratified by event and seeded
+    for part in ("train", "validation", "test"):
+        assert abs(event[split == part].mean() - event.mean()) < 0.05
+    assert (three_way_split(event, seed=1) == split).all()
+
+
+def test_patch_cnn_shapes_and_maps_non_negative():
+    net = PatchCNN(patch=32).eval()
+    x = torch.rand(4, 3, 32, 32)
+    assert net(x).shape == (4,)
+    maps = net.feature_maps(x)
+    assert maps.shape == (4, 50, 4, 4) and (maps >= 0).all()
+
+
+def test_pagenet_genome_mask_enforced():
+    mask = np.zeros((6, 2), bool)
+    mask[:3, 0] = mask[3:, 1] = True
+    net = PAGENet(mask, n_maps=5, n_clinical=1)
+    out = net(torch.randn(7, 5), torch.randn(7, 6), torch.randn(7, 1))
+    out.sum().backward()
+    w_grad = net.genome.pathway.weight.grad
+    assert torch.all(w_grad[~torch.as_tensor(mask).T] == 0)
+
+
+def test_shrink_box_average():
+    p = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    s = shrink(p, 2)
+    assert s.shape == (2, 2, 2, 3)
+    assert s[0, 0, 0, 0] == round(p[0, :2, :2, 0].mean())
+
+
+def test_feature_store_round_trip_and_versioning(ws, planted_tiff):
+    rec = ws.add_slide(planted_tiff, copy=True)
+    store = FeatureStore(ws, "v1")
+    assert not store.has(rec.slide_id)
+    store.save(rec.slide_id, np.zeros((3, 2), np.int64), np.ones((3, 50)), np.ones((3, 50, 4, 4)))
+    back = store.load(rec.slide_id)
+    assert back["maps"].dtype == np.float16 and back["scores"].shape == (3, 50)
+    assert not FeatureStore(ws, "v2").has(rec.slide_id)  # a new model version never reads stale features
