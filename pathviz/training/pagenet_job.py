@@ -210,6 +210,9 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     cpn.config.seed = seed
     cpn.fit(cohort.clinical[trva], cohort.omics, t[trva], e[trva])
     c_cpn = harrell_c(t[te], e[te], cpn.predict_risk(cohort.clinical[te], cohort.omics)).c_index
+    from pathviz.explain import pathway_ranking
+
+    cpn_top = pathway_ranking(cpn, cohort.clinical[trva], cohort.omics).table["pathway"].tolist()
     feat_df = pd.DataFrame(slide_feat, index=pids, columns=[f"map{j}" for j in range(cnn.n_maps)])
     en = CoxnetRiskModel([], use_genes=True, max_genes=cnn.n_maps, seed=seed).fit(cohort.clinical[trva], feat_df, t[trva], e[trva])
     c_en = harrell_c(t[te], e[te], en.predict_risk(cohort.clinical[te], feat_df)).c_index
@@ -223,7 +226,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
                "cnn": {k: v for k, v in cnn_info.items() if k != "history"}, "pretrain_patients": len(pre_tr),
                "pretrain_patches": int(len(Xtr)), "k1": K1, "k2": K2, "lr": best[3], "l2": best[4], "best_epoch": best[2],
                "val_c_index": best[1], "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en},
-               "map_weights": grad.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways)}
+               "map_weights": grad.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways),
+               "coxpasnet_pathway_ranking": cpn_top}
     if write_layers:
         report(0.9, "writing survival-discriminative layers")
         for pid in pids:
