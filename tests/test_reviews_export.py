@@ -102,6 +102,9 @@ def test_cli_demo_and_list(tmp_path, monkeypatch):
     assert len(json.loads(proc.stdout)["slides"]) == 2
     proc = subprocess.run([sys.executable, "-m", "pathviz", "slide", "list", "--json"], capture_output=True, text=True)
     slides = json.loads(proc.stdout)["slides"]
-    assert {s["vendor"] for s in slides} == {"aperio", "image"}
-    png = next(s for s in slides if s["vendor"] == "image")
+    demo = [s for s in slides if s["source"] == "demo"]
+    assert {s["vendor"] for s in demo} == {"aperio", "image"}
+    png = next(s for s in demo if s["vendor"] == "image")
     assert png["declared_mpp"] == 0.5
+    cohort = [s for s in slides if s["source"] == "demo_cohort"]
+    assert len(cohort) == 124 and {(s["vendor"], s["mpp"]) for s in cohort} == {("generic-tiff", 1.0)}
