@@ -99,7 +99,7 @@ def main() -> int:
     pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"results -> {args.out}")
     if largest:
-        print(f"cpu_training_seconds_largest_cohort ({largest[0]}, n={largest[1]}, 2 threads, grid of 4): {largest[2]:.1f}")
+        print(f"cpu_training_seconds_largest_cohort ({largest[0]}, n={largest[1]}, 2 threads, 5 bagged members x grid of 4): {largest[2]:.1f}")
     wins = sum(d >= 0 for d in diffs)
     print(f"Cox-PASNet level with or above the elastic net on {wins} of {len(diffs)} cohorts")
     print(f"coxpasnet_minus_coxnet_mean: {np.mean(diffs):+.3f}")
