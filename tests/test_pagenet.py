@@ -4,7 +4,6 @@ integration network's mask, the feature store."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from pathviz.nn.pagenet import PAGENet, PatchCNN, patch_scores, two_stage_pool
