@@ -82,6 +82,20 @@ class CoxPASNet(nn.Module):
             w.mul_((w.abs() >= thr).to(w.dtype))
 
 
+def adam_with_free_clinical(net: nn.Module, clinical_layer: nn.Linear | None, lr: float, l2: float,
+                            init_clinical=None) -> torch.optim.Adam:
+    """Adam with L2 ``l2`` on every parameter except the clinical covariates' Cox weights, which
+    start at ``init_clinical`` (e.g. the clinical-only Cox coefficients) and are not penalised.
+    Shared by Cox-PASNet and PAGE-Net."""
+    if init_clinical is not None and clinical_layer is not None:
+        with torch.no_grad():
+            clinical_layer.weight.copy_(torch.as_tensor(np.asarray(init_clinical, np.float32)).reshape(1, -1))
+    free = list(clinical_layer.parameters()) if clinical_layer is not None else []
+    other = [p for p in net.parameters() if all(p is not q for q in free)]
+    groups = [{"params": other, "weight_decay": l2}] + ([{"params": free, "weight_decay": 0.0}] if free else [])
+    return torch.optim.Adam(groups, lr=lr)
+
+
 @dataclass
 class TrainConfig:
     """Training hyper-parameters (recorded with every trained model)."""
@@ -126,15 +140,7 @@ def train_coxpasnet(mask: np.ndarray, genes_tr: np.ndarray, clin_tr: np.ndarray,
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     net = CoxPASNet(mask, clin_tr.shape[1], cfg.h1, cfg.h2, cfg.dropout_pathway, cfg.dropout_h1).to(device)
-    if init_clinical is not None and net.cox_clinical is not None:
-        with torch.no_grad():
-            net.cox_clinical.weight.copy_(torch.as_tensor(np.asarray(init_clinical, np.float32)).reshape(1, -1))
-    clinical_params = list(net.cox_clinical.parameters()) if net.cox_clinical is not None else []
-    other = [p for p in net.parameters() if all(p is not q for q in clinical_params)]
-    groups = [{"params": other, "weight_decay": cfg.l2}]
-    if clinical_params:
-        groups.append({"params": clinical_params, "weight_decay": 0.0})
-    opt = torch.optim.Adam(groups, lr=cfg.lr)
+    opt = adam_with_free_clinical(net, net.cox_clinical, cfg.lr, cfg.l2, init_clinical)
     as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)  # noqa: E731
     Gtr, Ctr, Ttr, Etr = as_t(genes_tr), as_t(clin_tr), as_t(t_tr), as_t(e_tr)
     Gva, Cva = as_t(genes_va), as_t(clin_va)

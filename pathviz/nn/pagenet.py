@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathviz.nn.coxpasnet import CoxPASNet
+from pathviz.nn.coxpasnet import CoxPASNet, adam_with_free_clinical
 from pathviz.nn.losses import cox_partial_likelihood_loss
 from pathviz.survival.concordance import harrell_c
 
@@ -147,12 +147,7 @@ def train_pagenet(mask, S_tr, G_tr, C_tr, t_tr, e_tr, S_va, G_va, C_va, t_va, e_
     """Full-batch Adam with Efron Cox loss; best validation C-index kept. Returns (net, C, epoch)."""
     torch.manual_seed(seed)
     net = PAGENet(mask, S_tr.shape[1], C_tr.shape[1]).to(device)
-    if init_clinical is not None and net.cox_clinical is not None:
-        with torch.no_grad():
-            net.cox_clinical.weight.copy_(torch.as_tensor(np.asarray(init_clinical, np.float32)).reshape(1, -1))
-    clin = list(net.cox_clinical.parameters()) if net.cox_clinical is not None else []
-    other = [p for p in net.parameters() if all(p is not q for q in clin)]
-    opt = torch.optim.Adam([{"params": other, "weight_decay": l2}] + ([{"params": clin, "weight_decay": 0.0}] if clin else []), lr=lr)
+    opt = adam_with_free_clinical(net, net.cox_clinical, lr, l2, init_clinical)
     T = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
     tr = [T(S_tr), T(G_tr), T(C_tr)]
     va = [T(S_va), T(G_va), T(C_va)]

@@ -92,7 +92,6 @@ def harrell_c(time, event, risk) -> Concordance:
         PathVizError: mismatched shapes, NaN, or events not 0/1.
     """
     t, e, r = _check(time, event, risk)
-    n = len(t)
     # order: time descending; at equal times censored first (they are at risk at an event time)
     order = np.lexsort((e, -t))
     t_o, e_o = t[order], e[order]
@@ -112,7 +111,6 @@ def harrell_c(time, event, risk) -> Concordance:
     tied = int((leq - less).sum())
     discordant = comparable - concordant - tied
     c = (concordant + 0.5 * tied) / comparable if comparable else float("nan")
-    del n
     return Concordance(c, concordant, discordant, tied, comparable)
 
 
