@@ -3,6 +3,7 @@ model comparison."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from pathviz.plots import heatmap_figure, km_figure
 from pathviz.survival import format_p
 from pathviz.training import load_library, rank_model, train_pathway_model
 from pathviz.training.coxpasnet_job import default_model_dir
+from pathviz.training.pagenet_job import default_pagenet_dir
 
 BENCH_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "genomic_models.csv"
 LIBRARIES = {"kegg": "KEGG (shipped, org.Hs.eg.db)", "go_bp": "GO biological process (shipped)"}
@@ -35,6 +37,31 @@ with st.sidebar:
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
 
 folder = default_model_dir(ws.models_dir, cohort_name, lib_name, seed)
+
+
+def pagenet_section() -> None:
+    """Rankings of the integrated model (PAGE-Net's genome layers), when one is trained for this cohort."""
+    pg = default_pagenet_dir(ws.models_dir, cohort_name, seed)
+    if not (pg / "pathway_ranking.csv").exists():
+        return
+    st.subheader("Integrated model: PAGE-Net (slides + expression + age)")
+    m = json.loads((pg / "metrics.json").read_text())
+    c = m["test_c_index"]
+    st.caption(f"Held-out test C-index on {m['n']['test']} patients: PAGE-Net {c['pagenet']:.3f}, Cox-PASNet (genes + age) "
+               f"{c['coxpasnet']:.3f}, image-only Cox-EN {c['image_cox_en']:.3f}. Pathway importance: mean |Integrated "
+               "Gradients| of PAGE-Net's prognostic index at its genome pathway layer (KEGG), slide features held fixed.")
+    pw_pg = pd.read_csv(pg / "pathway_ranking.csv")
+    st.dataframe(pw_pg[["rank", "pathway", "description", "importance", "direction", "size"]].head(50), hide_index=True,
+                 key="pg_pathways", column_config={"importance": st.column_config.NumberColumn(format="%.4f")})
+    genes_pg = pd.read_csv(pg / "gene_ranking.csv")
+    st.dataframe(genes_pg.head(50), hide_index=True, key="pg_genes")
+    d1, d2 = st.columns(2)
+    d1.download_button("PAGE-Net pathway ranking (CSV)", pw_pg.to_csv(index=False), file_name=f"pagenet_{cohort_name}_pathways.csv",
+                       key="dl_pg_pathways")
+    d2.download_button("PAGE-Net gene ranking (CSV)", genes_pg.to_csv(index=False), file_name=f"pagenet_{cohort_name}_genes.csv",
+                       key="dl_pg_genes")
+
+
 if not (folder / "metrics.json").exists():
     st.info(f"No Cox-PASNet model for {cohort_name} with {LIBRARIES[lib_name]} (seed {seed}) yet.")
     if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
@@ -45,6 +72,7 @@ if not (folder / "metrics.json").exists():
             st.rerun()
         except PathVizError as exc:
             st.error(str(exc))
+    pagenet_section()
     st.stop()
 
 
@@ -114,6 +142,8 @@ heat = pd.DataFrame(acts[order][:, idx], index=cohort.clinical.index[order], col
 st.plotly_chart(heatmap_figure(heat, "Pathway-node activation (tanh)", "activation"), config=PLOT_CONFIG, key="fig_heat")
 st.download_button("Heatmap data (CSV)", heat.assign(prognostic_index=risk[order]).to_csv(), file_name=f"{folder.name}_heatmap.csv",
                    key="dl_heat")
+
+pagenet_section()
 
 # -- model comparison ------------------------------------------------------------------------------
 st.subheader("Model comparison (bench/genomic_models.py)")

@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages.ui.context import workspace
 from pathviz.cohort import MARKER_THRESHOLDS, available_cohorts, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
+from pathviz.risk import StoredRiskModel
 from pathviz.stratify import comparison_summary, stratify_by_risk
 from pathviz.survival import fit_cox, format_p, marker_by_stratum, subgroup_hazard_ratios, treatment_by_stratum
+from pathviz.training.pagenet_job import default_pagenet_dir
 
 CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles", "optimal": "Optimal (maxstat)",
            "fixed": "Fixed value"}
@@ -19,9 +22,17 @@ CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles",
 st.title("Patient risk")
 
 
+RISK_MODELS = {"elastic_net": "Elastic-net Cox (expression + clinical)", "pagenet": "PAGE-Net (slides + expression + age)"}
+
+
 @st.cache_resource(show_spinner="Fitting the elastic-net Cox model on the training split…", max_entries=16)
 def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int):
     return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, seed=seed)
+
+
+@st.cache_resource(show_spinner="Reading PAGE-Net's prognostic index…", max_entries=16)
+def _stratify_pagenet(cohort: str, folder: str, stamp: float, cutoff: str, evaluate_on: str):
+    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, model=StoredRiskModel.from_pagenet(folder))
 
 
 with st.sidebar:
@@ -32,6 +43,13 @@ with st.sidebar:
     evaluate_on = st.radio("Statistics on", ["validation", "all"], key="evaluate_on",
                            format_func=lambda v: "validation patients" if v == "validation" else "all patients")
     seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
+    pagenet_dir = default_pagenet_dir(workspace().models_dir, cohort_name, seed)
+    has_pagenet = (pagenet_dir / "metrics.json").exists()
+    risk_model = st.radio("Risk model", list(RISK_MODELS) if has_pagenet else ["elastic_net"], format_func=RISK_MODELS.get,
+                          key="risk_model")
+    if not has_pagenet:
+        st.caption(f"PAGE-Net needs slides, expression and outcomes: train it with `pathviz train pagenet --cohort "
+                   f"{cohort_name} --seed {seed}` (the demo build trains it for the demo cohort, seed 0).")
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
 
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
@@ -42,7 +60,12 @@ st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}
            f"times in months ({cohort.time_unit_note})")
 
 try:
-    strat = _stratify(cohort_name, str(fixed) if method == "fixed" else method, evaluate_on, seed)
+    cut_arg = str(fixed) if method == "fixed" else method
+    if risk_model == "pagenet":
+        strat = _stratify_pagenet(cohort_name, str(pagenet_dir), (pagenet_dir / "metrics.json").stat().st_mtime, cut_arg,
+                                  evaluate_on)
+    else:
+        strat = _stratify(cohort_name, cut_arg, evaluate_on, seed)
 except PathVizError as exc:
     st.error(str(exc))
     st.stop()
@@ -85,9 +108,14 @@ with right:
         + (f"- Integrated Brier score: {m['ibs']:.4f}\n" if m.get("ibs") is not None else "- Integrated Brier score: n/a\n")
         + f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}"
     )
-    top = strat.model.selected_features().head(10)
-    st.markdown("**Model**: elastic-net Cox, " + f"{int((strat.model.coef_ != 0).sum())} non-zero features; strongest:")
-    st.dataframe(top.rename("coefficient (per SD)").to_frame(), key="df_coef")
+    if isinstance(strat.model, StoredRiskModel):
+        st.markdown(f"**Model**: {strat.model.description} Training = PAGE-Net's train + validation patients; "
+                    "validation here = its held-out test patients. The slide viewer shows its survival-discriminative "
+                    "layers (`survival_score`, `survival_maps`).")
+    else:
+        top = strat.model.selected_features().head(10)
+        st.markdown("**Model**: elastic-net Cox, " + f"{int((strat.model.coef_ != 0).sum())} non-zero features; strongest:")
+        st.dataframe(top.rename("coefficient (per SD)").to_frame(), key="df_coef")
 
 # -- cohort KM by stratum -----------------------------------------------------------------------
 st.subheader(f"Cohort by risk stratum ({'validation' if strat.evaluated_on == 'validation' else 'all'} patients)")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import streamlit as st
 
 from pages.ui.context import tile_server, workspace
 from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
 from pathviz.export import flagged_table, to_geojson
-from pathviz.layers.colormap import COLORMAPS, legend_colors
+from pathviz.layers.colormap import COLORMAPS, colorize, legend_colors
 from pathviz.tiles import TILE_SIZE
+from pathviz.training.pagenet_job import FeatureStore
 from pathviz.workspace import read_patch_image
 
 NO_LAYER = "(none)"
@@ -150,6 +152,20 @@ left, right = st.columns([1, 2])
 with left:
     rect = (int(row.x), int(row.y), int(row.width), int(row.height))
     st.image(_crop(home, slide_id, rect, grid.patch_size), caption=f"level-0 x {row.x}, y {row.y}, {row.width}x{row.height} px")
+    meta = layer.meta or {}
+    if "top_maps" in meta and "model_version" in meta:  # a PAGE-Net layer: the patch's top maps (seed 000, Fig. 4)
+        st.metric("Patient's PAGE-Net prognostic index", f"{meta['prognostic_index']:.3f}")
+        try:
+            maps = FeatureStore(ws, meta["model_version"]).patch_maps(slide_id, (int(row.x), int(row.y)), meta["top_maps"])
+            top = float(maps.max()) or 1.0
+            map_cols = st.columns(len(maps))
+            for col, j, m in zip(map_cols, meta["top_maps"], maps):
+                big = np.kron(m, np.ones((16, 16)))  # nearest-neighbour upsampling for display
+                col.image(colorize(big, "inferno", 0.0, top)[..., :3], caption=f"map {j}", width="stretch")
+            st.caption("Activations of the survival-discriminative maps that move the prognostic index most, inside this "
+                       "patch (common colour scale, black = 0).")
+        except PathVizError as exc:
+            st.caption(str(exc))
 with right:
     verdict = st.radio("Verdict", ["agree", "disagree"], horizontal=True, key="verdict")
     comment = st.text_area("Comment", key="comment")

@@ -263,11 +263,15 @@ def cmd_train_pagenet(args) -> int:
         if not args.json:
             print(f"[{int(frac * 100):3d}%] {msg}", file=sys.stderr)
 
-    m = train_pagenet_model(_workspace(), args.out, cohort_name=args.cohort, seed=args.seed, progress=progress)
+    from pathviz.training.pagenet_job import default_pagenet_dir
+
+    ws = _workspace()
+    args.out = args.out or str(default_pagenet_dir(ws.models_dir, args.cohort, args.seed))
+    m = train_pagenet_model(ws, args.out, cohort_name=args.cohort, seed=args.seed, progress=progress)
     c = m["test_c_index"]
     text = (f"test C-index on {m['n']['test']} patients: PAGE-Net {c['pagenet']:.3f}, Cox-PASNet (genes + age) "
             f"{c['coxpasnet']:.3f}, image-only Cox-EN {c['image_cox_en']:.3f} ({m['seconds']:.0f} s on {m['device']}) -> {args.out}")
-    _print(args, {k: v for k, v in m.items() if k != "map_weights"}, text)
+    _print(args, {k: v for k, v in m.items() if k != "map_importance"}, text)
     return 0
 
 
@@ -361,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_json(tsub.add_parser("pagenet", help="PAGE-Net on the demo cohort; prints test C-index of 3 models"))
     sp.add_argument("--cohort", default="demo")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", help="model folder (default: the workspace's models/pagenet/<cohort>-seed<seed>, "
+                                  "which the patient page offers)")
     sp.set_defaults(func=cmd_train_pagenet)
 
     sp = with_json(sub.add_parser("heatmap", help="render a slide's score layer over its thumbnail (PNG)"))

@@ -102,9 +102,11 @@ def fetch_demo_file(item: DemoFile, cache_dir: Path) -> Path:
     return target
 
 
-def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True) -> list[str]:
+def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True, pagenet: bool = True) -> list[str]:
     """Fetch the demo slides, register them (copied into the workspace) and analyse them; then
-    (``cohort=True``) generate the multimodal demo cohort.
+    (``cohort=True``) generate the multimodal demo cohort and (``pagenet=True``) train PAGE-Net on
+    it (split seed 0, into :func:`pathviz.training.pagenet_job.default_pagenet_dir`), which writes
+    the survival-discriminative viewer layers of every cohort slide.
 
     Idempotent: slides already registered are reused, stored analyses are not recomputed.
 
@@ -115,7 +117,8 @@ def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: b
     ids: list[str] = []
     n = len(DEMO_FILES)
     by_name = {rec.name: rec for rec in workspace.slides() if rec.source == "demo"}
-    share = 0.2 if cohort else 1.0
+    share = (0.1 if pagenet else 0.2) if cohort else 1.0
+    cohort_share = 0.35 if pagenet else 1 - share
     for i, item in enumerate(DEMO_FILES):
         base = share * i / n
         report(base, f"fetching {item.filename} from {item.package} {item.version}")
@@ -129,7 +132,15 @@ def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: b
             progress=lambda f, m, base=base: report(base + share * (0.1 + 0.9 * f) / n, f"{item.filename}: {m}"),
         )
     if cohort:
-        build_demo_cohort(workspace, lambda f, m: report(share + (1 - share) * f, m))
+        build_demo_cohort(workspace, lambda f, m: report(share + cohort_share * f, m))
+        if pagenet:
+            from pathviz.training.pagenet_job import default_pagenet_dir, train_pagenet_model
+
+            folder = default_pagenet_dir(workspace.models_dir, "demo", 0)
+            if not (folder / "metrics.json").exists():
+                base = share + cohort_share
+                train_pagenet_model(workspace, folder, "demo", seed=0,
+                                    progress=lambda f, m: report(base + (1 - base) * f, f"PAGE-Net: {m}"))
     report(1.0, "demo workspace ready")
     return ids
 

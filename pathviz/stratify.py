@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pathviz.cohort import Cohort, CohortError, load_cohort
-from pathviz.risk import CoxnetRiskModel, fit_cohort_risk
+from pathviz.risk import CoxnetRiskModel, StoredRiskModel, fit_cohort_risk
 from pathviz.survival import (
     Cutoff,
     GroupComparison,
@@ -37,7 +37,7 @@ class RiskStratification:
 
     Attributes:
         cohort: the cohort.
-        model: fitted :class:`~pathviz.risk.CoxnetRiskModel`.
+        model: fitted :class:`~pathviz.risk.CoxnetRiskModel`, or a :class:`~pathviz.risk.StoredRiskModel`.
         table: per patient (index patient_id): ``time, event, risk, split, group, percentile``
             (risk percentile within the cohort, 0-100).
         cutoff: the cut-off (fitted on the training split).
@@ -48,7 +48,7 @@ class RiskStratification:
     """
 
     cohort: Cohort
-    model: CoxnetRiskModel
+    model: CoxnetRiskModel | StoredRiskModel
     table: pd.DataFrame
     cutoff: Cutoff
     evaluated_on: str
@@ -71,10 +71,26 @@ def parse_cutoff(text: str) -> tuple[str, float | None]:
 
 
 def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: str = "validation", seed: int = 0,
-                     n_boot: int = 200, use_genes: bool = True) -> RiskStratification:
-    """Fit, score and stratify (see module docstring)."""
+                     n_boot: int = 200, use_genes: bool = True, model: StoredRiskModel | None = None) -> RiskStratification:
+    """Fit, score and stratify (see module docstring).
+
+    ``model``: a stored risk model (e.g. PAGE-Net's prognostic index,
+    :meth:`StoredRiskModel.from_pagenet`) used instead of fitting the elastic-net Cox model; its
+    fitted patients are the training split and its held-out test patients the validation split.
+
+    Raises:
+        CohortError: the stored model scored other patients than the cohort's.
+    """
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
-    model, table = fit_cohort_risk(cohort, use_genes=use_genes, seed=seed)
+    if model is None:
+        model, table = fit_cohort_risk(cohort, use_genes=use_genes, seed=seed)
+    else:
+        if set(model.table.index) != set(cohort.clinical.index):
+            raise CohortError(f"{model.label} was trained on other patients than cohort {cohort.name!r}.",
+                              "choose the cohort the model was trained on, or retrain it.")
+        table = cohort.clinical[["time", "event"]].copy()
+        table["risk"] = model.predict_risk(cohort.clinical)
+        table["split"] = model.page_split().loc[cohort.clinical.index].to_numpy()
     train = (table["split"] == "training").to_numpy()
     method, value = parse_cutoff(cutoff)
     cut = fit_cutoff(table["risk"][train], method, table["time"][train], table["event"][train], value=value,
@@ -88,7 +104,7 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     return RiskStratification(cohort, model, table, cut, evaluate_on, comparison, metrics)
 
 
-def risk_metrics(model: CoxnetRiskModel, cohort: Cohort, table: pd.DataFrame, train: np.ndarray,
+def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table: pd.DataFrame, train: np.ndarray,
                  n_boot: int = 200, seed: int = 0, times=AUC_TIMES) -> dict:
     """Discrimination and calibration of the risk model on the validation patients."""
     val = ~train

@@ -4,6 +4,7 @@ integration network's mask, the feature store."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from pathviz.nn.pagenet import PAGENet, PatchCNN, patch_scores, two_stage_pool
@@ -74,3 +75,41 @@ def test_feature_store_round_trip_and_versioning(ws, planted_tiff):
     back = store.load(rec.slide_id)
     assert back["maps"].dtype == np.float16 and back["scores"].shape == (3, 50)
     assert not FeatureStore(ws, "v2").has(rec.slide_id)  # a new model version never reads stale features
+
+
+def _net_reading_map0() -> PAGENet:
+    """A PAGE-Net whose index rises with slide feature 0 only (genome and map 1 silenced)."""
+    mask = np.ones((4, 1), bool)
+    net = PAGENet(mask, n_maps=2, n_clinical=1).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.path_hidden.weight[0, 0] = 1.0
+        net.cox.weight[0, 0] = 2.0
+    return net
+
+
+def test_patch_contributions_flag_the_patches_that_drive_risk():
+    from pathviz.explain.pagenet import patch_contributions
+
+    scores = np.array([[0.1, 5.0], [0.2, 0.0], [3.0, 0.1], [0.0, 0.0], [2.5, 4.0]], np.float32)  # [patches, maps]
+    per_patch, per_map = patch_contributions(_net_reading_map0(), scores, np.zeros(2), np.ones(2), np.zeros(4), np.zeros(1), k2=2)
+    assert per_map.shape == (5, 2) and np.allclose(per_map[:, 1], 0)  # map 1 does not move the index
+    assert set(np.argsort(-per_patch)[:2]) == {2, 4}  # the two high map-0 patches
+    assert per_patch[[0, 1, 3]] == pytest.approx(0)  # outside map 0's top-K2: no contribution
+
+
+def test_pagenet_pathway_ranking_finds_the_pathway_the_index_reads():
+    from pathviz.explain.pagenet import pagenet_pathway_ranking
+
+    mask = np.zeros((6, 3), bool)
+    mask[0:2, 0] = mask[2:4, 1] = mask[4:6, 2] = True
+    net = PAGENet(mask, n_maps=2, n_clinical=1).eval()
+    with torch.no_grad():
+        net.genome.pathway.weight.mul_(torch.as_tensor(mask.T, dtype=torch.float32))
+        net.genome.pathway.weight[0] = 0.0  # pathways 0 and 2 carry no signal
+        net.genome.pathway.weight[2] = 0.0
+    rng = np.random.default_rng(0)
+    table = pagenet_pathway_ranking(net, rng.normal(size=(30, 2)), rng.normal(size=(30, 6)), rng.normal(size=(30, 1)), mask,
+                                    ["P0", "P1", "P2"], [f"G{i}" for i in range(6)]).table
+    assert table["pathway"].iloc[0] == "P1" and table["importance"].iloc[1] == pytest.approx(0, abs=1e-9)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+
+from pathviz.cohort.demo import read_ground_truth
+from pathviz.training.pagenet_job import default_pagenet_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER = str(ROOT / "pages" / "slide_viewer.py")
@@ -121,3 +127,41 @@ def test_app_first_start_builds_demo_and_cohort(ws):
     assert any("Semi-synthetic demo cohort" in w.value for w in page.warning)
     assert page.selectbox(key="marker").value == "ca19_9" and page.number_input(key="thr_ca19_9").value == 37.0
     assert "Interaction (treatment x risk group): p=" in texts(page)
+    check_pagenet_on_demo(ws)
+
+
+def check_pagenet_on_demo(ws) -> None:
+    """The demo build trained PAGE-Net: its layers find the planted dense tiles, and the patient,
+    pathway and viewer pages offer it."""
+    folder = default_pagenet_dir(ws.models_dir, "demo", 0)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["test_c_index"]["pagenet"] > 0.6
+    truth = read_ground_truth(ws.home / "cohorts" / "demo")
+    table = pd.read_csv(folder / "prognostic_index.csv")
+    test = table[table["split"] == "test"]
+    hits, chance = [], []
+    for pid, sid in zip(test["patient_id"], test["slide_id"]):
+        dense = {(x, y) for x, y, _, _ in truth["patients"][pid]["dense_tiles"]}
+        grid, top = ws.grid(sid), ws.layer(sid, "survival_score").top_patches(10)
+        hits.append(np.mean([tuple(grid.rect(int(i))[:2]) in dense for i in top]))
+        chance.append(truth["patients"][pid]["dense_fraction"])
+    assert np.mean(hits) > 2 * np.mean(chance)  # flagged patches are the planted nuclei-dense tiles
+    st.cache_resource.clear()
+    page = AppTest.from_file(str(ROOT / "pages" / "patient.py"), default_timeout=300)
+    page.session_state["cohort"] = "demo"
+    page.session_state["risk_model"] = "pagenet"
+    page.run()
+    assert not page.exception
+    assert "PAGE-Net (slides + gene expression + age)" in texts(page)
+    pw = AppTest.from_file(str(ROOT / "pages" / "pathways.py"), default_timeout=300)
+    pw.session_state["pw_cohort"] = "demo"
+    pw.run()
+    assert not pw.exception and "Integrated model: PAGE-Net" in texts(pw)
+    sid = test["slide_id"].iloc[0]
+    viewer = fresh_app(VIEWER)
+    viewer.session_state["slide_id"] = sid
+    viewer.session_state["layer"] = "survival_score"
+    viewer.run()
+    assert not viewer.exception
+    assert any(m.label == "Patient's PAGE-Net prognostic index" for m in viewer.metric)
+    assert "Activations of the survival-discriminative maps" in texts(viewer)

@@ -7,12 +7,12 @@ tests and benchmarks can check that models find what is really there (the plante
   Aperio slide and tiatoolbox's H&E image, taken from their wheels). Tiles are typed by mean
   haematoxylin optical density (colour deconvolution, a nuclear-density proxy): the top quarter
   are "nuclei-dense". Each patient's slide is a 12 x 12 mosaic of such tiles (flipped / rotated at
-  random), a fraction of them nuclei-dense, written as a pyramidal tiled TIFF with mpp metadata.
+  random), a fraction of them (Beta(2, 5) clipped to 2-50%) nuclei-dense, written as a pyramidal tiled TIFF with mpp metadata.
   Three centres, each with its own stain perturbation (haematoxylin/eosin concentrations scaled in
   HED space), so a stain-naive model is confounded by centre.
 * Expression: patient i takes the real profile of GSE1992 patient i (SurvSet; 124 patients).
 * Outcomes (recurrence-free survival, months): a Cox model with log-hazard
-  ``lp = 1.0 z(dense fraction) + 0.8 z(planted pathway score) + 0.3 z(age)``, where the planted
+  ``lp = 2.0 z(dense fraction) + 1.2 z(planted pathway score) + 0.3 z(age)``, where the planted
   pathway is a real KEGG pathway of the shipped library and its score the mean z-scored expression
   of its genes; true risk groups split lp at its median. Serum CA19-9 (U/mL, log-normal) adds
   ``+1.2`` to the log-hazard above 37 U/mL in the low-risk group only; adjuvant treatment (assigned
@@ -48,7 +48,8 @@ SOURCE_TILE = 128  # px cut from the 0.5 mpp sources
 DEMO_MPP = 1.0
 GRID = 12  # tiles per side
 CENTRES = {"A": (1.0, 1.0), "B": (1.3, 0.8), "C": (0.75, 1.25)}  # (haematoxylin, eosin) concentration factors
-COEF = {"dense_fraction": 1.0, "pathway": 0.8, "age": 0.3, "ca19_9_high_in_low_risk": 1.2, "treatment_in_high_risk": -1.2}
+COEF = {"dense_fraction": 2.0, "pathway": 1.2, "age": 0.3, "ca19_9_high_in_low_risk": 1.2, "treatment_in_high_risk": -1.2}
+DENSE_FRACTION = (2.0, 5.0, 0.02, 0.5)  # Beta(a, b) clipped to [lo, hi]: 3 to 72 of the 144 tiles
 PREFERRED_PATHWAY = "KEGG_hsa04110"  # cell cycle, when the library has it
 
 
@@ -118,7 +119,8 @@ def generate(out: str | Path, sources: list[tuple[str, np.ndarray]], expression:
     n = len(expression)
     ids = [f"DEMO-{i + 1:03d}" for i in range(n)]
     centres = rng.choice(list(CENTRES), n)
-    frac = np.clip(rng.beta(2.0, 4.0, n), 0.03, 0.8)
+    a, b, lo, hi = DENSE_FRACTION
+    frac = np.clip(rng.beta(a, b, n), lo, hi)
     genes = [g for g in pathway[1] if g in expression.columns]
     if len(genes) < 10:
         raise PathVizError(f"Planted pathway {pathway[0]} has only {len(genes)} measured genes.", "choose another pathway.")

@@ -53,10 +53,23 @@ def pathway_ranking(model, clinical: pd.DataFrame, omics: pd.DataFrame) -> Pathw
         attr = attr + a.detach().cpu().numpy() / len(net.members)  # [n, n_pathways]
     with torch.no_grad():
         pi = net(G, C).cpu().numpy()
+    desc = model.meta_.get("pathway_descriptions", {}) if hasattr(model, "meta_") else {
+        s.name: s.description for s in model.library.sets}
+    return ranking_table(attr, pi, G.cpu().numpy(), model.mask_, model.pathways_, model.genes_, desc)
+
+
+def ranking_table(attr: np.ndarray, pi: np.ndarray, genes_z: np.ndarray, mask: np.ndarray, pathways: list[str],
+                  genes: list[str], descriptions: dict[str, str] | None = None) -> PathwayRanking:
+    """The ranking table from pathway-layer attributions (shared by Cox-PASNet and PAGE-Net).
+
+    Args:
+        attr: ``float[n_patients, n_pathways]`` attributions of the prognostic index.
+        pi: ``float[n_patients]`` prognostic index; genes_z: ``float[n_patients, n_genes]`` the
+            model's (z-scored) gene inputs; mask: ``bool[n_genes, n_pathways]``.
+    """
     importance = np.abs(attr).mean(axis=0)
-    g = G.cpu().numpy()
-    mask = np.asarray(model.mask_, dtype=float)
-    scores = g @ mask / np.maximum(mask.sum(axis=0), 1)  # pathway score per patient
+    m = np.asarray(mask, dtype=float)
+    scores = genes_z @ m / np.maximum(m.sum(axis=0), 1)  # pathway score per patient
     pi_rank = pd.Series(pi).rank().to_numpy()
     direction = []
     for j in range(scores.shape[1]):
@@ -65,12 +78,11 @@ def pathway_ranking(model, clinical: pd.DataFrame, omics: pd.DataFrame) -> Pathw
             direction.append(0)
         else:
             direction.append(int(np.sign(np.corrcoef(pd.Series(s).rank().to_numpy(), pi_rank)[0, 1])))
-    desc = model.meta_.get("pathway_descriptions", {}) if hasattr(model, "meta_") else {
-        s.name: s.description for s in model.library.sets}
-    members = [" ".join(np.asarray(model.genes_)[model.mask_[:, j]]) for j in range(model.mask_.shape[1])]
-    table = pd.DataFrame({"pathway": model.pathways_, "description": [desc.get(p, "") for p in model.pathways_],
-                          "importance": importance, "direction": direction,
-                          "size": model.mask_.sum(axis=0), "genes": members})
+    desc = descriptions or {}
+    members = [" ".join(np.asarray(genes)[np.asarray(mask)[:, j]]) for j in range(m.shape[1])]
+    table = pd.DataFrame({"pathway": list(pathways), "description": [desc.get(p, "") for p in pathways],
+                          "importance": importance, "direction": direction, "size": m.sum(axis=0).astype(int),
+                          "genes": members})
     table = table.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return PathwayRanking(table)

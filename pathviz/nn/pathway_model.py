@@ -140,14 +140,9 @@ class CoxPASNetModel:
             return np.zeros(C.shape[1])
 
     def _baseline(self, time, event, risk) -> None:
-        order = np.argsort(time)
-        t, e, w = time[order], event[order], np.exp(risk[order] - risk.max())
-        uniq = np.unique(t[e == 1])
-        at_risk = np.array([w[t >= u].sum() for u in uniq])
-        deaths = np.array([e[t == u].sum() for u in uniq])
-        self.baseline_times_ = uniq
-        self.baseline_cumhaz_ = np.cumsum(deaths / at_risk)
-        self.baseline_shift_ = float(risk.max())
+        from pathviz.risk.stored import breslow_cumulative_hazard
+
+        self.baseline_times_, self.baseline_cumhaz_, self.baseline_shift_ = breslow_cumulative_hazard(time, event, risk)
 
     # -- predict -----------------------------------------------------------------------------
     def _tensors(self, clinical: pd.DataFrame, omics: pd.DataFrame):

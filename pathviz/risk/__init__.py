@@ -8,6 +8,7 @@ from pathviz.risk.coxnet import (
     stratified_folds,
     train_validation_split,
 )
+from pathviz.risk.stored import StoredRiskModel, breslow_cumulative_hazard
 
-__all__ = ["CoxnetRiskModel", "RiskModel", "TabularPreprocessor", "default_covariates", "fit_cohort_risk",
+__all__ = ["CoxnetRiskModel", "RiskModel", "StoredRiskModel", "breslow_cumulative_hazard", "TabularPreprocessor", "default_covariates", "fit_cohort_risk",
            "stratified_folds", "train_validation_split"]

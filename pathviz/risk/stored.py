@@ -1,0 +1,98 @@
+"""Risk scores computed once by a trained model and read back per patient: PAGE-Net's prognostic
+index (``prognostic_index.csv`` of ``pathviz train pagenet``). The patient page uses it like any
+risk model (predict_risk / predict_survival_function), so its strata, KM, marker and treatment
+panels run on PAGE-Net's groups.
+
+Split convention: the model's ``train`` and ``validation`` patients are the ones it was fitted on
+(the page's "training"); its ``test`` patients are held out (the page's "validation").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pathviz.errors import PathVizError
+
+
+def breslow_cumulative_hazard(time, event, risk) -> tuple[np.ndarray, np.ndarray, float]:
+    """Breslow estimator of the baseline cumulative hazard for a fitted prognostic index.
+
+    Args:
+        time: ``float[n]`` months; event: ``int[n]`` 0/1; risk: ``float[n]`` prognostic index.
+
+    Returns:
+        ``(event times float[k], H0 float[k], shift)``; the baseline is for ``risk = shift``
+        (the maximum, for numerical stability), so ``S(t | r) = exp(-H0(t) exp(r - shift))``.
+    """
+    time, event, risk = np.asarray(time, float), np.asarray(event, int), np.asarray(risk, float)
+    shift = float(risk.max())
+    w = np.exp(risk - shift)
+    uniq = np.unique(time[event == 1])
+    at_risk = np.array([w[time >= u].sum() for u in uniq])
+    deaths = np.array([event[time == u].sum() for u in uniq])
+    return uniq, np.cumsum(deaths / at_risk), shift
+
+
+class StoredRiskModel:
+    """A risk model whose scores were computed by a trained model (see module docstring).
+
+    Attributes: ``table`` (index patient_id: ``prognostic_index``, ``split``, ``time``, ``event``),
+    ``label`` and ``description`` (shown by the page), ``cv_c_index_`` (the model's validation
+    C-index while fitting), ``metrics`` (the model's metrics.json).
+    """
+
+    def __init__(self, table: pd.DataFrame, label: str, description: str, cv_c_index: float, metrics: dict | None = None):
+        self.table = table
+        self.label, self.description = label, description
+        self.cv_c_index_ = float(cv_c_index)
+        self.metrics = metrics or {}
+        fit = table["split"].isin(["train", "validation"]).to_numpy()
+        self.baseline_times_, self.baseline_cumhaz_, self.baseline_shift_ = breslow_cumulative_hazard(
+            table["time"][fit], table["event"][fit], table["prognostic_index"][fit])
+
+    @classmethod
+    def from_pagenet(cls, folder: str | Path) -> "StoredRiskModel":
+        """Read a folder written by ``pathviz train pagenet``.
+
+        Raises:
+            PathVizError: the folder has no ``prognostic_index.csv`` / ``metrics.json``.
+        """
+        folder = Path(folder)
+        if not (folder / "prognostic_index.csv").exists() or not (folder / "metrics.json").exists():
+            raise PathVizError(f"No trained PAGE-Net model in {folder}.", "train one with `pathviz train pagenet --cohort demo`.",
+                               folder)
+        table = pd.read_csv(folder / "prognostic_index.csv").set_index("patient_id")
+        m = json.loads((folder / "metrics.json").read_text())
+        c = m.get("test_c_index", {})
+        desc = (f"PAGE-Net (slides + gene expression + age), feature version {m.get('version')}, split seed {m.get('seed')}; "
+                f"held-out test C-index {c.get('pagenet', float('nan')):.3f} (Cox-PASNet {c.get('coxpasnet', float('nan')):.3f}, "
+                f"image-only Cox-EN {c.get('image_cox_en', float('nan')):.3f}).")
+        return cls(table, "PAGE-Net", desc, m.get("val_c_index", float("nan")), m)
+
+    def page_split(self) -> pd.Series:
+        """The page's split labels: ``training`` (model train + validation) or ``validation`` (test)."""
+        return self.table["split"].map({"train": "training", "validation": "training", "test": "validation"})
+
+    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None = None) -> np.ndarray:
+        """The stored prognostic index of ``clinical``'s patients (index patient_id).
+
+        Raises:
+            PathVizError: a patient the model did not score.
+        """
+        missing = [p for p in clinical.index if p not in self.table.index]
+        if missing:
+            raise PathVizError(f"{self.label} has no score for {len(missing)} patient(s): {', '.join(map(str, missing[:5]))}.",
+                               "retrain the model on this cohort.")
+        return self.table.loc[clinical.index, "prognostic_index"].to_numpy(float)
+
+    def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
+        """S(t) per patient at ``times`` (months), Breslow baseline on the fitted patients:
+        ``float[n, len(times)]``."""
+        r = self.predict_risk(clinical)
+        idx = np.searchsorted(self.baseline_times_, np.asarray(times, float), side="right") - 1
+        h0 = np.where(idx >= 0, self.baseline_cumhaz_[np.clip(idx, 0, None)], 0.0)
+        return np.exp(-np.outer(np.exp(r - self.baseline_shift_), h0))
