@@ -193,7 +193,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     report(0.05, f"pre-training the patch CNN on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients")
     cnn, cnn_info = pretrain_patch_cnn(Xtr, ytr.astype(np.float32), Xva, yva.astype(np.float32), epochs=epochs_cnn, seed=seed,
                                        device=device)
-    version = hashlib.sha1(json.dumps({"seed": seed, "cohort": cohort_name, "pids": pre_tr, "epochs": epochs_cnn,
+    version = hashlib.sha1(json.dumps({"seed": seed, "cohort": cohort_name, "pids": pre_tr, "epochs": epochs_cnn, "k1": K1,
+                                       "input": CNN_INPUT, "stain": "macenko",
                                        "state": float(sum(p.sum().item() for p in cnn.parameters()))}).encode()).hexdigest()[:10]
     store = FeatureStore(workspace, version)
     # -- features (feature store) and two-stage pooling --------------------------------------------------
@@ -257,14 +258,15 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     map_importance = np.abs(map_attr).mean(axis=0)
     top_maps = np.argsort(-map_importance)[:TOP_MAPS]
     map_sign = np.sign(map_attr.mean(axis=0))
-    ranking = pagenet_pathway_ranking(net, S[trva], G[trva], C[trva], mask, [mapping.pathways[j] for j in range(mask.shape[1])],
-                                      genes, {st.name: st.description for st in lib.sets})
+    ranking = pagenet_pathway_ranking(net, S[trva], G[trva], C[trva], mask, list(mapping.pathways), genes,
+                                      {gs.name: gs.description for gs in lib.sets})
     gene_table = pagenet_gene_ranking(net, S[trva], G[trva], C[trva], mask, genes)
     metrics = {"cohort": cohort_name, "seed": seed, "version": version, "device": device,
                "n": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
                "cnn": {k: v for k, v in cnn_info.items() if k != "history"}, "pretrain_patients": len(pre_tr),
                "pretrain_patches": int(len(Xtr)), "k1": K1, "k2": K2, "members": best_rows.to_dict("records"),
-               "val_c_index": float(best_rows["val_c_index"].mean()), "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en},
+               "val_c_index": float(best_rows["val_c_index"].mean()),
+               "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en},
                "map_importance": map_importance.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways),
                "pagenet_pathway_ranking": ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": cpn_top}
     if write_layers:
@@ -291,7 +293,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     (out / "MODEL_CARD.md").write_text(
         f"# PAGE-Net ({cohort_name})\n\n- split seed {seed}: train/validation/test {metrics['n']}\n"
         f"- CNN pre-trained on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients; val MSE {cnn_info['val_mse']:.4f}\n"
-        f"- K1={K1}, K2={K2}; {MEMBERS} bagged integration networks, mean inner validation C {metrics['val_c_index']:.3f}\n- test C-index: PAGE-Net {c_test:.3f}, Cox-PASNet {c_cpn:.3f}, "
+        f"- K1={K1}, K2={K2}; {MEMBERS} bagged integration networks, mean inner validation C {metrics['val_c_index']:.3f}\n"
+        f"- test C-index: PAGE-Net {c_test:.3f}, Cox-PASNet {c_cpn:.3f}, "
         f"image-only Cox-EN {c_en:.3f}\n- feature version {version}; device {device}\n")
     report(1.0, "done")
     return metrics
