@@ -45,8 +45,27 @@ class StoredRiskModel:
     C-index while fitting), ``metrics`` (the model's metrics.json).
     """
 
+    REQUIRED = ("prognostic_index", "split", "time", "event")
+
     def __init__(self, table: pd.DataFrame, label: str, description: str, cv_c_index: float, metrics: dict | None = None):
-        self.table = table
+        """Raises:
+            PathVizError: missing columns, a non-numeric or missing prognostic index, unknown split
+            labels, or no fitted (train / validation) patients.
+        """
+        missing = [c for c in self.REQUIRED if c not in table.columns]
+        if missing:
+            raise PathVizError(f"The stored scores of {label} misses columns {', '.join(missing)}.",
+                               "retrain the model; its prognostic_index.csv is incomplete.")
+        pi = pd.to_numeric(table["prognostic_index"], errors="coerce")
+        if pi.isna().any():
+            bad = table.index[pi.isna()][:5].tolist()
+            raise PathVizError(f"{label} has a missing or non-numeric prognostic index for {', '.join(map(str, bad))}.",
+                               "retrain the model.")
+        unknown = set(table["split"]) - {"train", "validation", "test"}
+        if unknown or not table["split"].isin(["train", "validation"]).any():
+            raise PathVizError(f"{label}'s split labels {sorted(map(str, unknown)) or '(no fitted patients)'} are not "
+                               "train / validation / test.", "retrain the model.")
+        self.table = table.assign(prognostic_index=pi)
         self.label, self.description = label, description
         self.cv_c_index_ = float(cv_c_index)
         self.metrics = metrics or {}
