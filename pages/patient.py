@@ -31,8 +31,8 @@ def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int):
 
 
 @st.cache_resource(show_spinner="Reading PAGE-Net's prognostic index…", max_entries=16)
-def _stratify_pagenet(cohort: str, folder: str, stamp: float, cutoff: str, evaluate_on: str):
-    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, model=StoredRiskModel.from_pagenet(folder))
+def _stratify_pagenet(cohort: str, folder: str, stamp: float, cutoff: str, evaluate_on: str, seed: int):
+    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, seed=seed, model=StoredRiskModel.from_pagenet(folder))
 
 
 with st.sidebar:
@@ -45,6 +45,8 @@ with st.sidebar:
     seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
     pagenet_dir = default_pagenet_dir(workspace().models_dir, cohort_name, seed)
     has_pagenet = (pagenet_dir / "metrics.json").exists()
+    if not has_pagenet and st.session_state.get("risk_model") == "pagenet":  # e.g. after switching cohort
+        st.session_state["risk_model"] = "elastic_net"
     risk_model = st.radio("Risk model", list(RISK_MODELS) if has_pagenet else ["elastic_net"], format_func=RISK_MODELS.get,
                           key="risk_model")
     if not has_pagenet:
@@ -63,7 +65,7 @@ try:
     cut_arg = str(fixed) if method == "fixed" else method
     if risk_model == "pagenet":
         strat = _stratify_pagenet(cohort_name, str(pagenet_dir), (pagenet_dir / "metrics.json").stat().st_mtime, cut_arg,
-                                  evaluate_on)
+                                  evaluate_on, seed)
     else:
         strat = _stratify(cohort_name, cut_arg, evaluate_on, seed)
 except PathVizError as exc:
@@ -106,7 +108,8 @@ with right:
         f"- Uno's C: {m['uno_c']:.3f}\n"
         + "".join(f"- Time-dependent AUC at {k:g} months: {v:.3f}\n" for k, v in m["auc"].items())
         + (f"- Integrated Brier score: {m['ibs']:.4f}\n" if m.get("ibs") is not None else "- Integrated Brier score: n/a\n")
-        + f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}"
+        + (f"- Mean inner-validation C of the bagged networks: {m['cv_c_index']:.3f}" if isinstance(strat.model, StoredRiskModel)
+           else f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}")
     )
     if isinstance(strat.model, StoredRiskModel):
         st.markdown(f"**Model**: {strat.model.description} Training = PAGE-Net's train + validation patients; "

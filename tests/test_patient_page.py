@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -74,3 +75,39 @@ def test_panels_explained_when_columns_absent(tmp_path, monkeypatch):
     assert not at.exception
     body = text(at)
     assert "has no serum-marker column" in body and "records no treatment column" in body
+
+
+def test_stored_pagenet_index_is_offered_and_falls_back_when_gone(tmp_path, monkeypatch):
+    """A PAGE-Net folder for the cohort makes its prognostic index a selectable risk model; the
+    page shows the stored index; without the folder the page falls back to the elastic net."""
+    import json
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    from pathviz.cohort import load_cohort
+
+    monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
+    c = load_cohort("gbsg2")
+    folder = tmp_path / "models" / "pagenet" / "gbsg2-seed0"
+    folder.mkdir(parents=True)
+    pi = np.log1p(c.clinical["pnodes"].astype(float)).round(4)
+    split = np.where(np.arange(c.n) % 5 == 0, "test", "train")
+    pd.DataFrame({"patient_id": c.clinical.index, "split": split, "time": c.clinical["time"], "event": c.clinical["event"],
+                  "prognostic_index": pi.to_numpy()}).to_csv(folder / "prognostic_index.csv", index=False)
+    (folder / "metrics.json").write_text(json.dumps({"test_c_index": {"pagenet": 0.6, "coxpasnet": 0.5, "image_cox_en": 0.5},
+                                                     "val_c_index": 0.6, "version": "test", "seed": 0}))
+    st.cache_resource.clear()
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["cohort"] = "gbsg2"
+    at.session_state["risk_model"] = "pagenet"
+    at.run()
+    assert not at.exception
+    assert "PAGE-Net (slides + gene expression + age)" in text(at)
+    patient = at.selectbox(key="patient").value
+    assert float(metric(at, "Risk score (prognostic index)")) == pytest.approx(pi[patient], abs=1e-3)
+    assert f"n={(split == 'test').sum()}, events=" in text(at)  # statistics on PAGE-Net's held-out test patients
+    shutil.rmtree(folder)
+    at.run()
+    assert not at.exception and at.radio(key="risk_model").value == "elastic_net"

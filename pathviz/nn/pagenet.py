@@ -94,7 +94,8 @@ def pretrain_patch_cnn(patches: np.ndarray, targets: np.ndarray, val_patches: np
     Args:
         patches: ``uint8[n, P, P, 3]`` patches of *uncensored* training patients only (the caller
             guarantees it; :func:`pathviz.nn.pagenet_model` checks it).
-        targets: ``float[n]`` each patch's patient survival time divided by the training mean.
+        targets: ``float[n]`` each patch's patient survival target (the PAGE-Net job uses the
+            standardised log survival time of the patient).
     """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -204,10 +205,9 @@ def train_pagenet(mask, S_tr, G_tr, C_tr, t_tr, e_tr, S_va, G_va, C_va, t_va, e_
 
 
 class PAGENetEnsemble(nn.Module):
-    """Bagged PAGE-Net: the prognostic index is the mean of the members' indices (as
-    :class:`~pathviz.nn.coxpasnet.CoxPASNetEnsemble`). ``genome`` of the first member is exposed
-    for layer attributions; :func:`pathviz.explain.pagenet.pagenet_pathway_ranking` averages over
-    members."""
+    """Bagged PAGE-Net: the prognostic index ``float[n]`` is the mean of the members' indices (as
+    :class:`~pathviz.nn.coxpasnet.CoxPASNetEnsemble`); layer attributions
+    (:func:`pathviz.explain.pagenet.pagenet_pathway_ranking`) average over ``members``."""
 
     def __init__(self, members: list[PAGENet]):
         super().__init__()
