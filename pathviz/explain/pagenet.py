@@ -18,13 +18,7 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients
 
 from pathviz.explain.pathways import IG_STEPS, PathwayRanking, ranking_table
-from pathviz.nn.pagenet import p_norm_pool
-
-
-def slide_features_from_patch_scores(scores: torch.Tensor, k2: int, p: float = 3.0) -> torch.Tensor:
-    """Stage 2 of the two-stage pooling on a batch: ``float[b, n_patches, N] -> float[b, N]``."""
-    k = min(k2, scores.shape[1])
-    return p_norm_pool(scores.topk(k, dim=1).values, dim=1, p=p)
+from pathviz.nn.pagenet import pool_patches
 
 
 def patch_contributions(net, patch_scores: np.ndarray, feature_mean: np.ndarray, feature_sd: np.ndarray,
@@ -48,7 +42,7 @@ def patch_contributions(net, patch_scores: np.ndarray, feature_mean: np.ndarray,
     mean, sd, g, c = T(feature_mean), T(feature_sd), T(genes)[None], T(clinical)[None]
 
     def forward(scores: torch.Tensor) -> torch.Tensor:
-        feats = (slide_features_from_patch_scores(scores, k2) - mean) / sd
+        feats = (pool_patches(scores, k2) - mean) / sd
         return net(feats, g.expand(len(scores), -1), c.expand(len(scores), -1))
 
     x = T(patch_scores)[None].requires_grad_(True)

@@ -78,12 +78,17 @@ def patch_scores(maps: torch.Tensor, k1: int, p: float = 3.0) -> torch.Tensor:
     return p_norm_pool(flat.topk(k, dim=2).values, dim=2, p=p)
 
 
+def pool_patches(scores: torch.Tensor, k2: int, p: float = 3.0) -> torch.Tensor:
+    """Stage 2: per map, p-norm of the top-``k2`` patch scores along the patch axis (dim -2):
+    ``float[..., n_patches, N] -> float[..., N]`` (works on one slide or a batch of slides)."""
+    k = min(k2, scores.shape[-2])
+    return p_norm_pool(scores.topk(k, dim=-2).values, dim=-2, p=p)
+
+
 def two_stage_pool(maps: torch.Tensor, k1: int, k2: int, p: float = 3.0) -> torch.Tensor:
     """Slide vector ``float[N]`` from one slide's patch maps ``float[n_patches, N, h, w]``:
-    stage 1 (:func:`patch_scores`), then per map the p-norm of the top-``k2`` patch scores."""
-    f = patch_scores(maps, k1, p)
-    k = min(k2, f.shape[0])
-    return p_norm_pool(f.topk(k, dim=0).values, dim=0, p=p)
+    stage 1 (:func:`patch_scores`), then stage 2 (:func:`pool_patches`)."""
+    return pool_patches(patch_scores(maps, k1, p), k2, p)
 
 
 def pretrain_patch_cnn(patches: np.ndarray, targets: np.ndarray, val_patches: np.ndarray, val_targets: np.ndarray,
@@ -163,14 +168,12 @@ class PAGENet(nn.Module):
 
 def train_pagenet(mask, S_tr, G_tr, C_tr, t_tr, e_tr, S_va, G_va, C_va, t_va, e_va, lr: float, l2: float,
                   max_epochs: int = 300, patience: int = 40, seed: int = 0, device: str = "cpu",
-                  init_clinical=None, zero_cox: bool = True, stop_on: str = "c_index") -> tuple[PAGENet, float, int]:
+                  init_clinical=None, zero_cox: bool = True) -> tuple[PAGENet, float, int]:
     """Full-batch Adam with Efron Cox loss; best validation C-index kept. Returns (net, C, epoch).
 
     ``zero_cox``: the Cox layer's weights on the pathology and genome hidden units start at 0, so
     training starts from the clinical Cox model (``init_clinical``) rather than from a random
-    index, and early stopping on a small validation set compares real gains, not init noise.
-    ``stop_on``: ``"c_index"`` (the seed) or ``"loss"`` (validation partial likelihood, smoother
-    on small validation sets); the returned C is the validation C-index at the kept epoch."""
+    index, and early stopping on a small validation set compares real gains, not init noise."""
     torch.manual_seed(seed)
     net = PAGENet(mask, S_tr.shape[1], C_tr.shape[1]).to(device)
     if zero_cox:
@@ -180,8 +183,8 @@ def train_pagenet(mask, S_tr, G_tr, C_tr, t_tr, e_tr, S_va, G_va, C_va, t_va, e_
     T = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
     tr = [T(S_tr), T(G_tr), T(C_tr)]
     va = [T(S_va), T(G_va), T(C_va)]
-    Ttr, Etr, Tva, Eva = T(t_tr), T(e_tr), T(t_va), T(e_va)
-    best, best_state, best_epoch, best_c = -np.inf, None, 0, 0.5
+    Ttr, Etr = T(t_tr), T(e_tr)
+    best, best_state, best_epoch = -1.0, None, 0
     for epoch in range(1, max_epochs + 1):
         net.train()
         opt.zero_grad()
@@ -190,18 +193,15 @@ def train_pagenet(mask, S_tr, G_tr, C_tr, t_tr, e_tr, S_va, G_va, C_va, t_va, e_
         net.genome.pathway.project()
         net.eval()
         with torch.no_grad():
-            rt = net(*va)
-            r = rt.cpu().numpy()
-            score = -float(cox_partial_likelihood_loss(rt, Tva, Eva)) if stop_on == "loss" else None
+            r = net(*va).cpu().numpy()
         c = harrell_c(t_va, e_va, r).c_index if np.ptp(r) > 0 else 0.5
-        score = c if score is None else score
-        if score > best + 1e-6:
-            best, best_state, best_epoch, best_c = score, copy.deepcopy(net.state_dict()), epoch, c
+        if c > best + 1e-6:
+            best, best_state, best_epoch = c, copy.deepcopy(net.state_dict()), epoch
         elif epoch - best_epoch >= patience:
             break
     net.load_state_dict(best_state)
     net.eval()
-    return net, float(best_c), best_epoch
+    return net, float(best), best_epoch
 
 
 class PAGENetEnsemble(nn.Module):

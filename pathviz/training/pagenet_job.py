@@ -202,6 +202,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     # -- features (feature store) and two-stage pooling --------------------------------------------------
     report(0.45, "extracting survival-discriminative feature maps")
     slide_feat = np.zeros((len(pids), cnn.n_maps), np.float32)
+    stored = {}  # each slide's feature-store arrays, read once
     for i, pid in enumerate(pids):
         sid = sids[pid]
         if not store.has(sid):
@@ -210,8 +211,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
                 maps = cnn.feature_maps(x)
                 scores = patch_scores(maps, K1)
             store.save(sid, grids[pid].coords, scores.cpu().numpy(), maps.cpu().numpy())
-        arrays = store.load(sid)
-        maps = torch.as_tensor(arrays["maps"].astype(np.float32))
+        stored[pid] = store.load(sid)
+        maps = torch.as_tensor(stored[pid]["maps"].astype(np.float32))
         slide_feat[i] = two_stage_pool(maps, K1, K2).numpy()
     tr, va, te = (split == "train"), (split == "validation"), (split == "test")
     s_mean, s_sd = slide_feat[tr].mean(0), slide_feat[tr].std(0) + 1e-6
@@ -254,7 +255,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     contributions = {}
     map_attr = np.zeros((len(pids), cnn.n_maps))
     for i, pid in enumerate(pids):
-        per_patch, per_map = patch_contributions(net, store.load(sids[pid])["scores"], s_mean, s_sd, G[i], C[i], K2)
+        per_patch, per_map = patch_contributions(net, stored[pid]["scores"], s_mean, s_sd, G[i], C[i], K2)
         contributions[pid] = per_patch
         map_attr[i] = per_map.sum(axis=0)
     map_importance = np.abs(map_attr).mean(axis=0)
@@ -274,7 +275,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     if write_layers:
         report(0.9, "writing survival-discriminative layers")
         for pid in pids:
-            write_survival_layers(workspace, sids[pid], store.load(sids[pid]), grid_key=grids[pid].key,
+            write_survival_layers(workspace, sids[pid], stored[pid], grid_key=grids[pid].key,
                                   contributions=contributions[pid], top_maps=top_maps, map_sign=map_sign[top_maps],
                                   version=version, pi=float(pi[pids.index(pid)]))
     out = Path(out)
@@ -283,10 +284,6 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     torch.save(net.state_dict(), out / "pagenet.pt")
     ranking.table.to_csv(out / "pathway_ranking.csv", index=False)
     gene_table.to_csv(out / "gene_ranking.csv", index=False)
-    np.savez_compressed(out / "inputs.npz", patients=np.array(pids, dtype=str), split=split.astype(str), slide_features=slide_feat,
-                        feature_mean=s_mean, feature_sd=s_sd, genes=G, gene_names=np.array(genes, dtype=str), mask=mask,
-                        pathways=np.array(mapping.pathways, dtype=str), clinical=C, time=np.asarray(t, float),
-                        event=np.asarray(e, int))
     table = pd.DataFrame({"patient_id": pids, "split": split, "time": t, "event": e, "prognostic_index": pi,
                           "slide_id": [sids[p] for p in pids]})
     table.to_csv(out / "prognostic_index.csv", index=False)
