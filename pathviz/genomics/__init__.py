@@ -11,9 +11,10 @@ from pathviz.genomics.genesets import (
     default_library,
     pathway_mask,
     read_gmt,
+    read_gmt_text,
     write_gmt,
 )
 from pathviz.genomics.preprocess import ExpressionScaler
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "ExpressionScaler", "GeneSet", "GeneSetError", "GeneSetLibrary", "PathwayMapping",
-           "coverage_table", "default_library", "pathway_mask", "read_gmt", "write_gmt"]
+           "coverage_table", "default_library", "pathway_mask", "read_gmt", "read_gmt_text", "write_gmt"]

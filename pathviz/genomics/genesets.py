@@ -30,6 +30,8 @@ class GeneSetError(PathVizError):
 
 @dataclass
 class GeneSet:
+    """One gene set: its unique name, a human-readable description and its member symbols."""
+
     name: str
     description: str
     genes: list[str]
@@ -47,9 +49,11 @@ class GeneSetLibrary:
         return len(self.sets)
 
     def names(self) -> list[str]:
+        """Set names, in library order."""
         return [s.name for s in self.sets]
 
     def get(self, name: str) -> GeneSet:
+        """The set called ``name`` (:class:`GeneSetError` if there is none)."""
         for s in self.sets:
             if s.name == name:
                 return s
@@ -78,36 +82,82 @@ def read_gmt(path: str | Path) -> GeneSetLibrary:
     """Read a GMT file.
 
     Raises:
-        GeneSetError: unreadable file, a line with fewer than 3 fields, duplicate set names, or
-            an empty set (messages give the line number).
+        GeneSetError: unreadable or binary file, a line without a tab-separated description field,
+            duplicate set names, or an empty set (messages give the line number).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise GeneSetError(f"{path} is not a readable GMT text file ({exc}).", "give a UTF-8 GMT file.", path) from exc
+    return _parse_gmt(_decode_gmt(data, str(path), path), str(path), path)
+
+
+def read_gmt_text(data: str | bytes, source: str = "uploaded GMT") -> GeneSetLibrary:
+    """Parse GMT content held in memory (an uploaded file, a pasted text), with :func:`read_gmt`'s rules.
+
+    Nothing is written to disk. ``bytes`` are decoded as UTF-8 (a leading byte-order mark is
+    dropped); a NUL byte or undecodable bytes mean a binary file and are refused.
+
+    Args:
+        data: the GMT content, ``name<TAB>description<TAB>gene1<TAB>gene2...`` per line.
+        source: how messages name the content (e.g. the uploaded file's name); also the
+            library's ``source``.
+
+    Raises:
+        GeneSetError: binary content, a line without a tab-separated description field,
+            duplicate set names, an empty set (messages give ``source`` and the line number), or
+            no set at all.
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        text = _decode_gmt(bytes(data), source, None)
+    elif isinstance(data, str):
+        if "\x00" in data:
+            raise GeneSetError(f"{source} is not a readable GMT text file (it holds binary data: NUL characters).",
+                               _TEXT_FIX)
+        text = data[1:] if data.startswith("\ufeff") else data
+    else:
+        raise GeneSetError(f"{source}: expected GMT text or bytes, got {type(data).__name__}.", _TEXT_FIX)
+    return _parse_gmt(text, source, None)
+
+
+_TEXT_FIX = "give a UTF-8 text GMT file: one set per line, name<TAB>description<TAB>genes..."
+
+
+def _decode_gmt(data: bytes, source: str, path: Path | None) -> str:
+    """UTF-8 text of a GMT file's bytes (BOM dropped); binary content raises :class:`GeneSetError`."""
+    if b"\x00" in data:
+        raise GeneSetError(f"{source} is not a readable GMT text file (it holds binary data: NUL bytes).", _TEXT_FIX, path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GeneSetError(f"{source} is not a readable GMT text file (not UTF-8 text: {exc}).", _TEXT_FIX, path) from exc
+
+
+def _parse_gmt(text: str, source: str, path: Path | None) -> GeneSetLibrary:
+    """The GMT parser shared by :func:`read_gmt` and :func:`read_gmt_text`."""
     sets, seen = [], {}
     for no, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.rstrip("\n\r").split("\t")
         if len(fields) < 2:
-            raise GeneSetError(f"{path}, line {no}: expected name<TAB>description<TAB>genes..., got {line[:60]!r}.",
+            raise GeneSetError(f"{source}, line {no}: expected name<TAB>description<TAB>genes..., got {line[:60]!r}.",
                                "GMT fields are tab-separated.", path)
         name = fields[0].strip()
         genes = list(dict.fromkeys(g.strip() for g in fields[2:] if g.strip()))
         if not name:
-            raise GeneSetError(f"{path}, line {no}: a gene set has no name.", "put the set name in the first field.", path)
+            raise GeneSetError(f"{source}, line {no}: a gene set has no name.", "put the set name in the first field.", path)
         if name in seen:
-            raise GeneSetError(f"{path}, line {no}: duplicate gene-set name {name!r} (first on line {seen[name]}).",
+            raise GeneSetError(f"{source}, line {no}: duplicate gene-set name {name!r} (first on line {seen[name]}).",
                                "rename or merge the duplicates.", path)
         if not genes:
-            raise GeneSetError(f"{path}, line {no}: gene set {name!r} is empty.", "remove it or add its genes.", path)
+            raise GeneSetError(f"{source}, line {no}: gene set {name!r} is empty.", "remove it or add its genes.", path)
         seen[name] = no
-        sets.append(GeneSet(name, fields[1].strip() if len(fields) > 1 else "", genes))
+        sets.append(GeneSet(name, fields[1].strip(), genes))
     if not sets:
-        raise GeneSetError(f"{path} holds no gene sets.", "check the file.", path)
-    return GeneSetLibrary(sets, str(path))
+        raise GeneSetError(f"{source} holds no gene sets.", "check the file.", path)
+    return GeneSetLibrary(sets, source)
 
 
 def write_gmt(library: GeneSetLibrary, path: str | Path) -> Path:
