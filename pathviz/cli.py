@@ -10,13 +10,16 @@ Commands::
     pathviz demo [--json]
     pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
     pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
-    pathviz survival cindex --cohort NAME [--json]
-    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] --out DIR
+    pathviz survival cindex --cohort NAME [--seed N] [--json]
+    pathviz cohort list [--json]
+    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] [--out DIR]
     pathviz pathways rank --model DIR --top 20 [--json]
-    pathviz train pagenet --cohort demo --out DIR
+    pathviz train pagenet --cohort demo [--seed N] [--out DIR]
     pathviz heatmap SLIDE_ID [--model DIR] --kind survival-maps --out FILE.png
 
-Errors print one line ``error: ...`` with the fix to stderr and exit with status 2.
+Errors print one line ``error: <what is wrong> Fix: <what to do>`` to stderr and exit with status 2.
+Every model figure is printed with its held-out C-index, 95% bootstrap CI (fixed resamples and
+seed, :mod:`pathviz.survival.chance`) and a warning when the CI includes 0.5.
 """
 
 from __future__ import annotations
@@ -195,7 +198,9 @@ def cmd_survival_km(args) -> int:
         strat = stratify_by_risk(args.cohort, cutoff=args.cutoff, evaluate_on=args.evaluate_on, seed=args.seed)
         summary = comparison_summary(strat.comparison, strat.cutoff)
         summary["evaluated_on"] = strat.evaluated_on
-        head = f"{args.cohort}: risk groups (elastic-net Cox), statistics on {strat.evaluated_on} patients"
+        summary["held_out_c_index"] = strat.held_out.to_dict()
+        head = (f"{args.cohort}: risk groups (elastic-net Cox), statistics on {strat.evaluated_on} patients\n"
+                + _held_out_lines(strat.held_out, "validation"))
     else:
         comp, cut = stratify_by_column(args.cohort, args.group_by, cutoff=args.cutoff)
         summary = comparison_summary(comp, cut)
@@ -206,27 +211,38 @@ def cmd_survival_km(args) -> int:
     return 0
 
 
+def _held_out_lines(held, what: str) -> str:
+    """The held-out C-index line (with the bootstrap settings) and, at chance, the warning."""
+    text = f"held-out ({what}) Harrell's C {held.headline()}; {held.method()}"
+    return text + (f"\nWARNING: {held.warning}" if held.warning else "")
+
+
 def cmd_survival_cindex(args) -> int:
     from pathviz.stratify import stratify_by_risk
 
-    strat = stratify_by_risk(args.cohort, seed=args.seed, n_boot=args.n_boot)
+    strat = stratify_by_risk(args.cohort, seed=args.seed)
     m = strat.metrics
     payload = {"cohort": args.cohort, "model": "elastic-net Cox (clinical + expression)", "alpha": strat.model.alpha_,
-               "selected_features": int((strat.model.coef_ != 0).sum()), **m,
-               "auc": {str(k): v for k, v in m["auc"].items()}}
+               "features": strat.model.feature_names_, "selected_features": int((strat.model.coef_ != 0).sum()), **m,
+               "auc": {str(k): v for k, v in m["auc"].items()}, "warning": strat.held_out.warning}
     aucs = ", ".join(f"{k:g} mo {v:.3f}" for k, v in m["auc"].items()) or "n/a"
-    text = (f"{args.cohort}: Harrell's C {m['harrell_c']:.3f} (95% CI {m['harrell_c_lower']:.3f}-{m['harrell_c_upper']:.3f}) "
-            f"on {m['n_validation']} validation patients ({m['events_validation']} events); Uno's C {m['uno_c']:.3f}; "
-            f"time AUC {aucs}; IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
-            f"CV C on training {m['cv_c_index']:.3f}")
+    text = (f"{args.cohort}: elastic-net Cox (split seed {args.seed}), {m['n_validation']} validation patients\n"
+            + _held_out_lines(strat.held_out, "validation") + "\n"
+            f"Uno's C {m['uno_c']:.3f}; time AUC {aucs}; IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
+            f"CV C on training {m['cv_c_index']:.3f}"
+            + (f"\nplanted truth on the same patients: oracle C {m['oracle_c']:.3f}, main-effects oracle "
+               f"{m['oracle_main_effects_c']:.3f}" if "oracle_c" in m else ""))
     _print(args, payload, text)
     return 0
 
 
 def cmd_train_coxpasnet(args) -> int:
     from pathviz.training import load_library, train_pathway_model
+    from pathviz.training.coxpasnet_job import default_model_dir
 
     lib = load_library(args.genesets, args.min_size, args.max_size)
+    if not args.out:  # the workspace's model folder, which the pathway page reads
+        args.out = str(default_model_dir(_workspace().models_dir, args.cohort, args.genesets, args.seed))
     last = [-1]
 
     def progress(frac: float, msg: str) -> None:
@@ -236,24 +252,41 @@ def cmd_train_coxpasnet(args) -> int:
 
     model, metrics = train_pathway_model(args.cohort, lib, args.out, seed=args.seed, repeats=args.repeats,
                                          min_coverage=args.min_coverage, progress=progress)
-    text = (f"Cox-PASNet on {args.cohort}: validation C-index {metrics['validation_c_index']:.3f} "
-            f"({metrics['n_validation']} held-out patients; inner validation {metrics['inner_validation_c_index']:.3f}); "
-            f"{metrics['pathways']} pathways, {metrics['genes']} genes; {metrics['train_seconds']:.1f} s on {metrics['device']} "
-            f"-> {args.out}")
-    _print(args, {**metrics, "out": str(args.out), "notes": model.notes_}, text)
+    from pathviz.survival.chance import HeldOutC
+
+    held = HeldOutC.from_dict(metrics["held_out"])
+    text = (f"Cox-PASNet on {args.cohort}: " + _held_out_lines(held, f"{metrics['n_validation']} validation patients per split")
+            + f"\n{metrics['pathways']} pathways, {metrics['genes']} genes; split {metrics['split_seed']}: "
+            f"{metrics['train_seconds']:.1f} s on {metrics['device']}, inner validation C {metrics['inner_validation_c_index']:.3f}"
+            f"\n-> {args.out}")
+    _print(args, {**metrics, "out": str(args.out), "notes": model.notes_, "warning": held.warning}, text)
     return 0
 
 
 def cmd_pathways_rank(args) -> int:
     from pathviz.training import rank_model
 
-    r = rank_model(args.model, args.top)
+    r = rank_model(_model_folder(args.model, "pathviz train coxpasnet --cohort NAME"), args.top)
     cols = [c for c in ("rank", "pathway", "description", "importance", "direction", "size", "stability") if c in r["pathways"]]
-    payload = {"model": str(args.model), "metrics": r["metrics"],
+    held = r["held_out"]
+    payload = {"model": str(args.model), "metrics": r["metrics"], "held_out_c_index": held.to_dict() if held else None,
+               "warning": held.warning if held else "held-out C-index not recorded: retrain the model",
                "pathways": r["pathways"][cols].to_dict(orient="records"), "genes": r["genes"].to_dict(orient="records")}
-    text = r["pathways"][cols].to_string(index=False)
+    head = (_held_out_lines(held, "validation") if held else
+            "WARNING: this model folder predates the held-out C-index record; retrain it before reading its rankings.")
+    text = head + "\n" + r["pathways"][cols].to_string(index=False)
     _print(args, payload, text)
     return 0
+
+
+def _model_folder(path: str, train_command: str, marker: str = "metrics.json") -> Path:
+    """A trained model folder, or an error saying how to train one."""
+    folder = Path(path)
+    if not (folder / marker).exists():
+        what = "does not exist" if not folder.exists() else f"holds no trained model ({marker} missing)"
+        raise PathVizError(f"Model folder {folder} {what}.", f"train it first: `{train_command}`, or pass the folder it wrote.",
+                           folder)
+    return folder
 
 
 def cmd_train_pagenet(args) -> int:
@@ -268,10 +301,14 @@ def cmd_train_pagenet(args) -> int:
     ws = _workspace()
     args.out = args.out or str(default_pagenet_dir(ws.models_dir, args.cohort, args.seed))
     m = train_pagenet_model(ws, args.out, cohort_name=args.cohort, seed=args.seed, progress=progress)
+    from pathviz.survival.chance import HeldOutC
+
     c = m["test_c_index"]
-    text = (f"test C-index on {m['n']['test']} patients: PAGE-Net {c['pagenet']:.3f}, Cox-PASNet (genes + age) "
-            f"{c['coxpasnet']:.3f}, image-only Cox-EN {c['image_cox_en']:.3f} ({m['seconds']:.0f} s on {m['device']}) -> {args.out}")
-    _print(args, {k: v for k, v in m.items() if k != "map_importance"}, text)
+    held = HeldOutC.from_dict(m["held_out"])
+    text = (f"PAGE-Net on {args.cohort} (split seed {args.seed}): " + _held_out_lines(held, f"{m['n']['test']} test patients")
+            + f"\ncomparators on the same test patients: Cox-PASNet (genes + age) {c['coxpasnet']:.3f}, image-only Cox-EN "
+            f"{c['image_cox_en']:.3f}, clinical Cox (age) {c['clinical']:.3f} ({m['seconds']:.0f} s on {m['device']}) -> {args.out}")
+    _print(args, {**{k: v for k, v in m.items() if k != "map_importance"}, "warning": held.warning}, text)
     return 0
 
 
@@ -282,8 +319,10 @@ def cmd_heatmap(args) -> int:
 
     ws = _workspace()
     layer = {"survival-maps": "survival_maps", "survival-score": "survival_score"}.get(args.kind, args.kind)
+    ws.db.get_slide(args.slide_id)  # unknown id: closest ids in the error
     if args.model:
-        meta = _json.loads((Path(args.model) / "metrics.json").read_text())
+        folder = _model_folder(args.model, "pathviz train pagenet --cohort demo")
+        meta = _json.loads((folder / "metrics.json").read_text())
         stored = ws.layer(args.slide_id, layer).meta.get("model_version")
         if stored != meta.get("version"):
             raise PathVizError(f"Layer {layer!r} of {args.slide_id} comes from model {stored}, not {meta.get('version')}.",
@@ -345,9 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_survival_km)
     sp = with_json(vsub.add_parser("cindex", help="discrimination of the elastic-net Cox risk model"))
     sp.add_argument("--cohort", required=True)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples for the C-index CI")
+    sp.add_argument("--seed", type=int, default=0, help="training/validation split seed")
     sp.set_defaults(func=cmd_survival_cindex)
+
+    coh = sub.add_parser("cohort", help="cohorts available here")
+    csub = coh.add_subparsers(dest="cohort_command", required=True)
+    sp = with_json(csub.add_parser("list", help="cohort names, patients, events, genes, endpoints"))
+    sp.set_defaults(func=cmd_cohort_list)
 
     train = sub.add_parser("train", help="train models")
     tsub = train.add_subparsers(dest="train_command", required=True)
@@ -359,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-size", type=int, default=15)
     sp.add_argument("--max-size", type=int, default=300)
     sp.add_argument("--min-coverage", type=float, default=0.5)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", help="model folder (default: the workspace's models/coxpasnet/<cohort>-<genesets>-seed<seed>, "
+                                  "which the pathway page reads)")
     sp.set_defaults(func=cmd_train_coxpasnet)
 
     sp = with_json(tsub.add_parser("pagenet", help="PAGE-Net on the demo cohort; prints test C-index of 3 models"))
@@ -397,13 +441,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_cohort_list(args) -> int:
+    from pathviz.cohort import available_cohorts, load_cohort
+
+    rows = []
+    for name in available_cohorts():
+        c = load_cohort(name)
+        rows.append({"name": name, "patients": c.n, "events": c.n_events,
+                     "genes": 0 if c.omics is None else int(c.omics.shape[1]),
+                     "slides": "slide" in c.clinical.columns, "endpoints": [e.label for e in c.endpoints],
+                     "markers": c.markers, "semi_synthetic": c.semi_synthetic})
+    text = "\n".join(f"{r['name']:<16}{r['patients']:>6} patients{r['events']:>6} events{r['genes']:>7} genes"
+                      f"{'  slides' if r['slides'] else ''}  endpoints: {', '.join(r['endpoints'])}" for r in rows)
+    _print(args, {"cohorts": rows}, text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 bad input)."""
+    """Entry point; returns the exit status (0 ok, 2 bad input: ``error: <what> Fix: <how>`` on stderr)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except PathVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the command needed (not one PathViz validated): name it, never a traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc}{where}. Fix: check that the path exists and is readable, "
+              "and that the disk has space.", file=sys.stderr)
         return 2
 
 

@@ -44,3 +44,19 @@ class EmptyTissueMaskError(PathVizError):
 
 class WorkspaceError(PathVizError):
     """A workspace operation was refused (path outside the allowed roots, unknown slide id...)."""
+
+
+def closest_matches(value: str, candidates, n: int = 3) -> list[str]:
+    """Up to ``n`` candidates closest to ``value`` (difflib ratio >= 0.5), best first, for
+    "did you mean" fixes that never dump a whole list of ids."""
+    import difflib
+
+    cands = [str(c) for c in candidates]
+    return difflib.get_close_matches(str(value), cands, n=n, cutoff=0.5)
+
+
+def unknown_fix(kind: str, value: str, candidates, list_command: str) -> str:
+    """The fix of an "unknown id" error: the closest ids (at most 3) and the command that lists all."""
+    near = closest_matches(value, candidates)
+    hint = f"did you mean {' or '.join(repr(c) for c in near)}? " if near else ""
+    return f"{hint}List the {kind} with `{list_command}`."

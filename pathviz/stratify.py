@@ -9,6 +9,7 @@ says so. :func:`stratify_by_column` groups by a clinical column (a cut-off for c
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,11 +17,12 @@ import pandas as pd
 
 from pathviz.cohort import Cohort, CohortError, load_cohort
 from pathviz.risk import CoxnetRiskModel, StoredRiskModel, fit_cohort_risk
+from pathviz.survival.chance import HeldOutC, held_out_c_index
 from pathviz.survival import (
     Cutoff,
     GroupComparison,
     fit_cutoff,
-    harrell_c_bootstrap,
+    harrell_c,
     integrated_brier,
     km_by_group,
     time_dependent_auc,
@@ -44,7 +46,11 @@ class RiskStratification:
         evaluated_on: ``"validation"`` (default) or ``"all"``: which patients the statistics use.
         comparison: KM / log-rank / HR of the groups on ``evaluated_on`` patients.
         metrics: discrimination on validation patients: ``harrell_c`` (with bootstrap ``_lower``,
-            ``_upper``), ``uno_c``, ``auc`` {months: AUC}, ``ibs``; ``cv_c_index`` on training.
+            ``_upper``), ``uno_c``, ``auc`` {months: AUC}, ``ibs``; ``cv_c_index`` on training;
+            ``oracle_c`` / ``oracle_main_effects_c`` on a semi-synthetic cohort (the planted
+            truth's C on the same patients).
+        held_out: the held-out C-index with its CI and chance verdict
+            (:class:`~pathviz.survival.chance.HeldOutC`; ``warning`` is set when the CI includes 0.5).
     """
 
     cohort: Cohort
@@ -54,6 +60,7 @@ class RiskStratification:
     evaluated_on: str
     comparison: GroupComparison
     metrics: dict = field(default_factory=dict)
+    held_out: HeldOutC | None = None
 
     def ordered_groups(self) -> list[str]:
         return list(self.cutoff.labels)
@@ -71,8 +78,11 @@ def parse_cutoff(text: str) -> tuple[str, float | None]:
 
 
 def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: str = "validation", seed: int = 0,
-                     n_boot: int = 200, use_genes: bool = True, model: StoredRiskModel | None = None) -> RiskStratification:
+                     use_genes: bool = True, model: StoredRiskModel | None = None) -> RiskStratification:
     """Fit, score and stratify (see module docstring).
+
+    The C-index CI uses the fixed bootstrap of :mod:`pathviz.survival.chance` (``BOOTSTRAP_N``
+    resamples, ``BOOTSTRAP_SEED``), so the patient page and ``pathviz survival cindex`` agree.
 
     ``model``: a stored risk model (e.g. PAGE-Net's prognostic index,
     :meth:`StoredRiskModel.from_pagenet`) used instead of fitting the elastic-net Cox model; its
@@ -100,18 +110,28 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     ev = ~train if evaluate_on == "validation" else np.ones(len(table), bool)
     sub = table[ev]
     comparison = km_by_group(sub["time"], sub["event"], sub["group"], reference=cut.labels[0], ordered=cut.labels)
-    metrics = risk_metrics(model, cohort, table, train, n_boot=n_boot, seed=seed)
-    return RiskStratification(cohort, model, table, cut, evaluate_on, comparison, metrics)
+    metrics = risk_metrics(model, cohort, table, train)
+    held_out = HeldOutC.from_dict(metrics["held_out"])
+    return RiskStratification(cohort, model, table, cut, evaluate_on, comparison, metrics, held_out)
 
 
 def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table: pd.DataFrame, train: np.ndarray,
-                 n_boot: int = 200, seed: int = 0, times=AUC_TIMES) -> dict:
-    """Discrimination and calibration of the risk model on the validation patients."""
+                 times=AUC_TIMES) -> dict:
+    """Discrimination and calibration of the risk model on the validation patients (``~train``).
+
+    Returns a JSON-ready dict: ``harrell_c`` with its 95% bootstrap CI (``harrell_c_lower``,
+    ``_upper``; :func:`pathviz.survival.chance.held_out_c_index`, fixed resamples and seed),
+    ``held_out`` (the full :class:`~pathviz.survival.chance.HeldOutC`), ``uno_c``, ``auc``
+    {months: AUC}, ``ibs``, ``cv_c_index``, counts, and on a semi-synthetic cohort with a planted
+    truth ``oracle_c`` and ``oracle_main_effects_c`` on the same validation patients.
+    """
     val = ~train
     t, e, r = table["time"].to_numpy(), table["event"].to_numpy(), table["risk"].to_numpy()
-    c, lo, hi = harrell_c_bootstrap(t[val], e[val], r[val], n_boot=n_boot, seed=seed)
-    out = {"harrell_c": c, "harrell_c_lower": lo, "harrell_c_upper": hi, "cv_c_index": model.cv_c_index_,
+    held = held_out_c_index([(t[val], e[val], r[val])])
+    out = {"harrell_c": held.c_index, "harrell_c_lower": held.lower, "harrell_c_upper": held.upper,
+           "held_out": held.to_dict(), "cv_c_index": model.cv_c_index_,
            "n_training": int(train.sum()), "n_validation": int(val.sum()), "events_validation": int(e[val].sum())}
+    out.update(planted_oracle_c(cohort, table.index[val]))
     horizon = min(t[train].max(), t[val].max())
     out["uno_c"] = uno_c(t[train], e[train], t[val], e[val], r[val], tau=horizon * 0.99)
     out["auc"] = time_dependent_auc(t[train], e[train], t[val], e[val], r[val], [x for x in times if x < horizon])
@@ -123,6 +143,31 @@ def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table
         out["ibs"] = None
         out["ibs_note"] = str(exc)
     return out
+
+
+def planted_oracle_c(cohort: Cohort, patients) -> dict:
+    """Harrell's C of the planted truth on ``patients`` (semi-synthetic demo cohort only).
+
+    Reads the demo cohort's ``ground_truth.json`` (never read by model code): ``oracle_c`` from the
+    true linear predictor (main effects and interactions) and ``oracle_main_effects_c`` from its
+    main effects only; empty for real cohorts or when no ground truth is stored.
+    """
+    if not cohort.semi_synthetic or cohort.name != "demo":
+        return {}
+    from pathviz.cohort.loaders import _demo_dir
+
+    path = _demo_dir() / "ground_truth.json"
+    if not path.exists():
+        return {}
+    truth = json.loads(path.read_text())["patients"]
+    ids = [p for p in patients if p in truth]
+    if not ids:
+        return {}
+    t = cohort.clinical.loc[ids, "time"].to_numpy(float)
+    e = cohort.clinical.loc[ids, "event"].to_numpy(int)
+    lp = np.array([truth[p]["lp"] for p in ids])
+    lp_main = np.array([truth[p]["lp_without_interactions"] for p in ids])
+    return {"oracle_c": harrell_c(t, e, lp).c_index, "oracle_main_effects_c": harrell_c(t, e, lp_main).c_index}
 
 
 def stratify_by_column(cohort: Cohort | str, column: str, cutoff: str = "median") -> tuple[GroupComparison, Cutoff | None]:
@@ -168,3 +213,32 @@ def comparison_summary(comp: GroupComparison, cutoff: Cutoff | None = None) -> d
         out["cutoff"] = {"method": cutoff.method, "values": cutoff.values, "fitted_on": cutoff.fitted_on,
                          "maxstat_statistic": cutoff.statistic, "lau92_p": cutoff.p_value}
     return out
+
+
+def feature_summary(model: CoxnetRiskModel, cohort: Cohort, top: int = 12) -> dict:
+    """What a fitted elastic-net Cox model uses, for the page and the CLI.
+
+    Returns:
+        ``clinical`` (covariate columns requested), ``n_clinical``, ``n_genes`` (genes in the
+        design matrix), ``n_nonzero`` / ``n_nonzero_genes``, ``outcome_columns`` (the cohort's,
+        none of which is a feature), and ``top``: a DataFrame of the ``top`` largest non-zero
+        coefficients with full feature names, their kind (clinical / gene) and the coefficient
+        per SD of the standardised feature.
+    """
+    genes = set(model.preprocessor_.genes_)
+    sel = model.selected_features()
+    top_df = pd.DataFrame({"feature": sel.index[:top], "kind": ["gene" if f in genes else "clinical" for f in sel.index[:top]],
+                           "coefficient (per SD)": np.round(sel.to_numpy()[:top], 4)})
+    return {"clinical": list(model.clinical), "n_clinical": len(model.clinical),
+            "n_genes": len([c for c in model.feature_names_ if c in genes]), "n_nonzero": int(len(sel)),
+            "n_nonzero_genes": int(sum(f in genes for f in sel.index)), "outcome_columns": sorted(cohort.outcome_columns),
+            "top": top_df}
+
+
+def cohort_has_slides_and_omics(name: str) -> bool:
+    """True when every input PAGE-Net needs exists: a ``slide`` per patient and expression."""
+    try:
+        c = load_cohort(name)
+    except CohortError:
+        return False
+    return "slide" in c.clinical.columns and c.omics is not None

@@ -22,7 +22,8 @@ def test_gbsg2_months_treatment_markers():
     assert (c.n, c.n_events) == (686, 299)
     assert c.clinical.time.max() == pytest.approx(2659 / 30.4375)
     assert c.treatment == "treatment" and set(c.clinical.treatment.unique()) == {0, 1}
-    assert c.markers == ["estrec", "progrec"]
+    assert c.markers == []  # ER/PR are tissue receptors: clinical covariates, not serum markers
+    assert {"estrec", "progrec"} <= set(c.clinical_covariates())
 
 
 def test_tcga_layout_when_shared_data_present():
@@ -34,9 +35,11 @@ def test_tcga_layout_when_shared_data_present():
     assert c.centre == "centre"
 
 
-def test_unknown_cohort_lists_available():
-    with pytest.raises(CohortError, match="available here: gse1992"):
+def test_unknown_cohort_suggests_closest_and_lists_available():
+    with pytest.raises(CohortError, match="Available here: gse1992"):
         load_cohort("nope")
+    with pytest.raises(CohortError, match="did you mean 'gse1992'"):
+        load_cohort("gse1993")
 
 
 def write(tmp_path, text, name="cohort.csv"):

@@ -45,7 +45,7 @@ def test_split_mapping_and_stratification(tmp_path):
     clinical = tab[["time", "event"]].assign(age=60.0)
     cohort = Cohort(name="toy", clinical=clinical)
     model = StoredRiskModel(tab, "PAGE-Net", "", 0.7)
-    strat = stratify_by_risk(cohort, model=model, n_boot=20)
+    strat = stratify_by_risk(cohort, model=model)
     assert (strat.table["split"] == "validation").sum() == (tab["split"] == "test").sum()  # held-out = test
     assert strat.metrics["harrell_c"] > 0.6  # the planted x drives risk
     other = Cohort(name="other", clinical=clinical.iloc[:50])

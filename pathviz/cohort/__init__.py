@@ -1,5 +1,6 @@
 """Cohorts: the validated patient table (survival, clinical, markers, treatment, centre) and omics."""
 
+from pathviz.cohort.endpoints import Endpoint, OutcomeLeakageError, check_no_outcome_features, looks_like_outcome
 from pathviz.cohort.loaders import (
     MARKER_THRESHOLDS,
     available_cohorts,
@@ -16,6 +17,10 @@ __all__ = [
     "MARKER_THRESHOLDS",
     "Cohort",
     "CohortError",
+    "Endpoint",
+    "OutcomeLeakageError",
+    "check_no_outcome_features",
+    "looks_like_outcome",
     "available_cohorts",
     "load_cohort",
     "load_csv",

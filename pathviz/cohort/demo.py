@@ -38,6 +38,7 @@ import pandas as pd
 from PIL import Image
 from skimage.color import hed2rgb, rgb2hed, rgb2hsv
 
+from pathviz.cohort.endpoints import Endpoint
 from pathviz.cohort.schema import Cohort
 from pathviz.errors import PathVizError
 from pathviz.slide.writer import write_pyramidal_tiff
@@ -185,7 +186,10 @@ def load_demo_cohort(folder: str | Path) -> Cohort:
         omics = pd.DataFrame(z["values"], index=z["patients"], columns=z["genes"])
     return Cohort(name="demo", clinical=clinical, omics=omics, markers=["ca19_9"], treatment="treatment", centre="centre",
                   description="PathViz demo cohort (" + LABEL + ")", endpoint="recurrence-free survival",
-                  time_unit_note="months (simulated)", semi_synthetic=True)
+                  time_unit_note="months (simulated)", semi_synthetic=True,
+                  endpoints=[Endpoint("rfs", "recurrence-free survival", "time", "event"),
+                             Endpoint("os", "overall survival", "os_time", "os_event")],
+                  id_columns=["slide"])
 
 
 def read_ground_truth(folder: str | Path) -> dict:

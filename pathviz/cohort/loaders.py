@@ -13,12 +13,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from pathviz.cohort.endpoints import Endpoint
 from pathviz.cohort.schema import Cohort, CohortError
+from pathviz.errors import unknown_fix
 
 DAYS_PER_MONTH = 30.4375
-#: Default marker thresholds (unit, value): CA19-9 37 U/mL (upper reference limit); steroid
-#: receptors 10 fmol/mg protein (the classic receptor-positivity cut-off).
-MARKER_THRESHOLDS = {"ca19_9": ("U/mL", 37.0), "estrec": ("fmol/mg", 10.0), "progrec": ("fmol/mg", 10.0)}
+#: Default serum-marker thresholds (unit, value), the usual upper reference limits: CA19-9
+#: 37 U/mL, CEA 5 ng/mL, CA-125 35 U/mL. Only serum markers belong here: tissue receptors (ER/PR)
+#: are clinical covariates, not markers.
+MARKER_THRESHOLDS = {"ca19_9": ("U/mL", 37.0), "cea": ("ng/mL", 5.0), "ca125": ("U/mL", 35.0)}
 
 
 def shared_data_dir() -> Path:
@@ -65,8 +68,9 @@ def load_survset(name: str) -> Cohort:
 # -- scikit-survival ------------------------------------------------------------------------------
 def load_gbsg2() -> Cohort:
     """German Breast Cancer Study Group 2 (scikit-survival ``load_gbsg2``): 686 patients,
-    recurrence-free survival; hormonal therapy (``horTh``) is the treatment column; oestrogen and
-    progesterone receptors (fmol/mg) are the marker columns."""
+    recurrence-free survival; hormonal therapy (``horTh``) is the treatment column. Oestrogen and
+    progesterone receptors (``estrec``, ``progrec``, fmol/mg) are tissue receptor levels, so they are
+    clinical covariates; the cohort has no serum marker."""
     from sksurv.datasets import load_gbsg2 as _load
 
     X, y = _load()
@@ -79,7 +83,7 @@ def load_gbsg2() -> Cohort:
     for c in ("menostat", "tgrade"):
         clinical[c] = clinical[c].astype(str)
     return Cohort(
-        name="gbsg2", clinical=clinical, markers=["estrec", "progrec"], treatment="treatment",
+        name="gbsg2", clinical=clinical, treatment="treatment",
         description="GBSG2 breast cancer trial (scikit-survival load_gbsg2): 686 patients; treatment = hormonal therapy",
         endpoint="recurrence-free survival", time_unit_note="days / 30.4375",
     )
@@ -163,6 +167,8 @@ def load_csv(
     markers: list[str] | None = None,
     treatment: str | None = None,
     centre: str | None = None,
+    endpoints: list[Endpoint] | None = None,
+    derived_outcomes: list[str] | None = None,
 ) -> Cohort:
     """A user's CSV, with a column-mapping step.
 
@@ -175,6 +181,9 @@ def load_csv(
         event_values: values of the event column meaning "event observed" (e.g. ``("dead", 1)``);
             every other non-missing value means censored.
         markers, treatment, centre: schema names of marker / treatment / centre columns.
+        endpoints: further endpoints in the file (e.g. ``Endpoint("os", "overall survival",
+            "os_months", "os_status")``, after renaming); derived_outcomes: other columns computed
+            from outcomes. Both are kept out of every model's features.
 
     Raises:
         CohortError: unreadable file, unmapped required columns, unknown time unit, or any
@@ -208,6 +217,7 @@ def load_csv(
     return Cohort(
         name=name or path.stem, clinical=df, markers=list(markers or []), treatment=treatment, centre=centre,
         description=f"user CSV {path.name}", time_unit_note=f"{time_unit} -> months",
+        endpoints=list(endpoints or []), derived_outcomes=list(derived_outcomes or []),
     )
 
 
@@ -256,7 +266,8 @@ def load_cohort(name: str) -> Cohort:
         return _CACHE[name]
     reg = _registry()
     if name not in reg:
-        raise CohortError(f"Unknown cohort {name!r}.", f"available here: {', '.join(available_cohorts())}.")
+        raise CohortError(f"Unknown cohort {name!r}.", unknown_fix("cohorts", name, available_cohorts(), "pathviz cohort list")
+                          + f" Available here: {', '.join(available_cohorts())}.")
     cohort = reg[name]()
     _CACHE[name] = cohort
     return cohort

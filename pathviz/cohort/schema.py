@@ -5,7 +5,11 @@ Clinical table (pandas DataFrame, index ``patient_id``, one row per patient):
 * ``time``  float, months (>= 0), time to event or last follow-up;
 * ``event`` int 0/1 (1 = event observed, 0 = censored);
 * optional clinical columns (``age`` years, ``stage``, ``grade``, ``centre``, ``treatment`` 0/1...)
-  and serum markers such as ``ca19_9`` (U/mL), declared in ``Cohort.markers``.
+  and serum markers such as ``ca19_9`` (U/mL), declared in ``Cohort.markers`` (only serum
+  markers: tissue receptors such as ER/PR are clinical covariates, not markers);
+* further endpoints (e.g. ``os_time``/``os_event`` beside a recurrence-free primary endpoint),
+  declared in ``Cohort.endpoints``: outcome columns never become model features
+  (:mod:`pathviz.cohort.endpoints`).
 
 Omics matrix (optional): DataFrame patients x genes (index ``patient_id``, columns gene symbols),
 a subset of the clinical patients.
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pathviz.cohort.endpoints import Endpoint, check_no_outcome_features, looks_like_outcome
 from pathviz.errors import PathVizError
 
 
@@ -40,6 +45,12 @@ class Cohort:
         endpoint: what ``time``/``event`` measure (e.g. "overall survival").
         time_unit_note: how times were converted to months.
         semi_synthetic: True when outcomes are simulated (the UI labels it).
+        endpoints: every survival endpoint of the table (:class:`~pathviz.cohort.endpoints.Endpoint`);
+            the first is the primary one, held in ``time``/``event``. Default: the primary only.
+        derived_outcomes: other columns computed from outcomes (e.g. "alive at 5 years"); like
+            the endpoints' columns, they can never be model features.
+        id_columns: identifiers and file references (e.g. ``slide``), never covariates.
+        allowed_covariates: columns whose names read like outcomes but are not (cleared by hand).
     """
 
     name: str
@@ -52,6 +63,10 @@ class Cohort:
     endpoint: str = "overall survival"
     time_unit_note: str = ""
     semi_synthetic: bool = False
+    endpoints: list[Endpoint] = field(default_factory=list)
+    derived_outcomes: list[str] = field(default_factory=list)
+    id_columns: list[str] = field(default_factory=list)
+    allowed_covariates: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.clinical = validate_clinical(self.clinical, self.name, self.markers)
@@ -60,6 +75,18 @@ class Cohort:
         for col in [c for c in (self.treatment, self.centre) if c]:
             if col not in self.clinical.columns:
                 raise CohortError(f"Cohort {self.name!r}: declared column {col!r} is not in the table.", "fix the mapping.")
+        if not self.endpoints or self.endpoints[0].columns != ("time", "event"):
+            self.endpoints = [Endpoint("primary", self.endpoint, "time", "event")] + [
+                e for e in self.endpoints if e.columns != ("time", "event")]
+        for col in [c for e in self.endpoints for c in e.columns] + self.derived_outcomes + self.id_columns:
+            if col not in self.clinical.columns:
+                raise CohortError(f"Cohort {self.name!r}: declared endpoint/outcome/id column {col!r} is not in the table.",
+                                  "fix the cohort's declaration or the column mapping.")
+        clash = set(self.markers) & self.outcome_columns
+        if clash or {self.treatment, self.centre} & self.outcome_columns:
+            raise CohortError(f"Cohort {self.name!r}: outcome columns declared as marker, treatment or centre: "
+                              f"{', '.join(sorted(map(str, clash or {self.treatment, self.centre} & self.outcome_columns)))}.",
+                              "an endpoint's time or event cannot be a marker, a treatment or a centre.")
 
     @property
     def n(self) -> int:
@@ -77,10 +104,28 @@ class Cohort:
     def event(self) -> np.ndarray:
         return self.clinical["event"].to_numpy(int)
 
+    @property
+    def outcome_columns(self) -> frozenset[str]:
+        """Every column that is an outcome: each endpoint's time and event, and the declared
+        derived outcomes. None of these may be a model feature."""
+        return frozenset({"time", "event", *(c for e in self.endpoints for c in e.columns), *self.derived_outcomes})
+
     def clinical_covariates(self) -> list[str]:
-        """Clinical columns usable as model covariates (everything but time/event/markers)."""
-        skip = {"time", "event", *self.markers}
-        return [c for c in self.clinical.columns if c not in skip]
+        """Clinical columns usable as model covariates: everything but outcome columns, columns
+        whose names read like outcomes (unless cleared in ``allowed_covariates``), identifiers and
+        serum markers (markers are analysed inside risk groups, not fed to the risk model)."""
+        skip = {*self.outcome_columns, *self.markers, *self.id_columns}
+        return [c for c in self.clinical.columns
+                if c not in skip and (c in self.allowed_covariates or not looks_like_outcome(c))]
+
+    def check_features(self, features, where: str = "the model") -> None:
+        """Refuse outcome columns among ``features`` (see :func:`~pathviz.cohort.endpoints.check_no_outcome_features`).
+
+        Raises:
+            OutcomeLeakageError: naming the columns.
+        """
+        check_no_outcome_features(features, self.outcome_columns, where=f"{where} on cohort {self.name!r}",
+                                  allowed=self.allowed_covariates)
 
     def summary(self) -> dict:
         return {
@@ -93,6 +138,8 @@ class Cohort:
             "treatment": self.treatment,
             "centre": self.centre,
             "endpoint": self.endpoint,
+            "endpoints": [{"key": e.key, "label": e.label, "time": e.time, "event": e.event} for e in self.endpoints],
+            "outcome_columns": sorted(self.outcome_columns),
             "semi_synthetic": self.semi_synthetic,
         }
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pathviz.cohort.endpoints import check_no_outcome_features
 from pathviz.errors import PathVizError
 from pathviz.genomics import ExpressionScaler, GeneSetLibrary, pathway_mask
 from pathviz.nn.coxpasnet import CoxPASNet, CoxPASNetEnsemble, TrainConfig, train_coxpasnet
@@ -40,11 +41,14 @@ class CoxPASNetModel:
         min_coverage: drop gene sets with less measured coverage (reported in ``mapping_``).
         device: ``"cpu"``, ``"cuda"`` or None (CUDA when present).
         n_members: networks in the bagged ensemble (1 = a single Cox-PASNet).
+        outcome_columns: the cohort's outcome columns (:attr:`pathviz.cohort.Cohort.outcome_columns`);
+            fit refuses any of them (or an outcome-like name) among ``clinical``.
     """
 
     def __init__(self, library: GeneSetLibrary, clinical: list[str] | None = None, grid: dict | None = None,
                  config: TrainConfig | None = None, min_coverage: float = 0.5, device: str | None = None,
-                 n_members: int = 5):
+                 n_members: int = 5, outcome_columns=()):
+        self.outcome_columns = tuple(outcome_columns)
         self.n_members = n_members
         self.library = library
         self.clinical = list(clinical) if clinical is not None else ["age"]
@@ -75,7 +79,15 @@ class CoxPASNetModel:
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame, time, event) -> "CoxPASNetModel":
-        """Fit on training patients (``clinical`` indexed by patient_id; ``omics`` patients x genes)."""
+        """Fit on training patients (``clinical`` indexed by patient_id; ``omics`` patients x genes).
+
+        Raises:
+            OutcomeLeakageError: an outcome column among the clinical covariates (the guard of
+                :mod:`pathviz.cohort.endpoints`).
+            PathVizError: no expression matrix, a covariate not in the table, patients without
+                expression.
+        """
+        check_no_outcome_features(self.clinical, self.outcome_columns, where="Cox-PASNet's clinical layer")
         time, event = np.asarray(time, float), np.asarray(event, int)
         if omics is None:
             raise PathVizError("Cox-PASNet needs an expression matrix.", "choose a cohort with omics.")

@@ -11,11 +11,12 @@ ends in ``_``)::
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterable, Protocol
 
 import numpy as np
 import pandas as pd
 
+from pathviz.cohort.endpoints import check_no_outcome_features
 from pathviz.errors import PathVizError
 
 
@@ -36,12 +37,29 @@ class TabularPreprocessor:
     training columns are dropped and reported in ``dropped_``.
     """
 
-    def __init__(self, clinical: list[str], genes: bool = True, max_genes: int = 500):
+    def __init__(self, clinical: list[str], genes: bool = True, max_genes: int = 500,
+                 outcome_columns: Iterable[str] = (), allowed_covariates: Iterable[str] = ()):
         self.clinical = clinical
         self.genes = genes
         self.max_genes = max_genes
+        self.outcome_columns = tuple(outcome_columns)
+        self.allowed_covariates = tuple(allowed_covariates)
 
     def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> "TabularPreprocessor":
+        """Learn imputation, levels, gene filter and scaling on training rows.
+
+        Raises:
+            OutcomeLeakageError: a requested clinical covariate is an outcome column (``time``,
+                ``event``, a declared endpoint or derived outcome, or a name that reads like one);
+                the guard of :mod:`pathviz.cohort.endpoints`, applied where the design matrix is built.
+            PathVizError: no usable (non-constant) feature.
+        """
+        check_no_outcome_features(self.clinical, self.outcome_columns, where="the risk model's design matrix",
+                                  allowed=self.allowed_covariates)
+        if omics is not None and self.genes:
+            leaked = sorted({"time", "event", *self.outcome_columns} & set(map(str, omics.columns)))
+            if leaked:
+                check_no_outcome_features(leaked, self.outcome_columns, where="the risk model's omics features")
         self.numeric_ = [c for c in self.clinical if pd.api.types.is_numeric_dtype(clinical[c])]
         self.categorical_ = {
             c: sorted(map(str, clinical[c].dropna().unique())) for c in self.clinical if c not in self.numeric_

@@ -51,13 +51,20 @@ class CoxnetRiskModel:
             hundreds of genes.
         max_genes: unsupervised variance pre-filter on training data.
         seed: CV fold seed (recorded).
+        outcome_columns: the cohort's outcome columns (:attr:`Cohort.outcome_columns`); requesting
+            one of them (or a column whose name reads like an outcome) as a covariate raises
+            :class:`~pathviz.cohort.OutcomeLeakageError` at fit time.
+        allowed_covariates: columns cleared by the cohort despite outcome-like names.
 
     Attributes (after fit): ``alpha_``, ``cv_c_index_`` (mean CV C at alpha_), ``coef_``
     (Series, standardised features), ``preprocessor_``.
     """
 
     def __init__(self, clinical: list[str] | None = None, use_genes: bool = True, l1_ratio: float = 0.5,
-                 n_folds: int = 5, max_genes: int = 500, clinical_penalty: float = 0.1, seed: int = 0):
+                 n_folds: int = 5, max_genes: int = 500, clinical_penalty: float = 0.1, seed: int = 0,
+                 outcome_columns=(), allowed_covariates=()):
+        self.outcome_columns = tuple(outcome_columns)
+        self.allowed_covariates = tuple(allowed_covariates)
         self.clinical_penalty = clinical_penalty
         self.clinical = list(clinical or [])
         self.use_genes = use_genes
@@ -98,12 +105,26 @@ class CoxnetRiskModel:
         genes = set(pre.genes_)
         return np.array([1.0 if c in genes else self.clinical_penalty for c in pre.columns_])
 
+    def _preprocessor(self) -> TabularPreprocessor:
+        return TabularPreprocessor(self.clinical, self.use_genes, self.max_genes, self.outcome_columns,
+                                   self.allowed_covariates)
+
+    @property
+    def feature_names_(self) -> list[str]:
+        """The design matrix's columns after fit (clinical, one-hot ``col=level``, genes)."""
+        return list(self.preprocessor_.columns_)
+
     def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "CoxnetRiskModel":
-        """Fit on training rows (``clinical`` indexed by patient_id; ``omics`` may be None)."""
+        """Fit on training rows (``clinical`` indexed by patient_id; ``omics`` may be None).
+
+        Raises:
+            OutcomeLeakageError: an outcome column among the covariates.
+            PathVizError: fewer than 5 training events, or no fittable path.
+        """
         time, event = np.asarray(time, float), np.asarray(event, int)
         if event.sum() < 5:
             raise PathVizError(f"Only {event.sum()} events in the training data.", "a Cox model needs more events (>= 5).")
-        self.preprocessor_ = TabularPreprocessor(self.clinical, self.use_genes, self.max_genes).fit(clinical, omics)
+        self.preprocessor_ = self._preprocessor().fit(clinical, omics)
         X = self.preprocessor_.transform(clinical, omics).to_numpy()
         self._penalty = self._penalties(self.preprocessor_)
         alphas = None
@@ -119,7 +140,7 @@ class CoxnetRiskModel:
         scores = np.full((self.n_folds, len(alphas)), np.nan)
         for k, test in enumerate(folds):
             train = np.setdiff1d(np.arange(len(time)), test)
-            pre = TabularPreprocessor(self.clinical, self.use_genes, self.max_genes).fit(clinical.iloc[train], omics)
+            pre = self._preprocessor().fit(clinical.iloc[train], omics)
             Xtr = pre.transform(clinical.iloc[train], omics).to_numpy()
             Xte = pre.transform(clinical.iloc[test], omics).to_numpy()
             self._penalty = self._penalties(pre)
@@ -172,7 +193,9 @@ def fit_cohort_risk(cohort: Cohort, clinical: list[str] | None = None, use_genes
     covs = [c for c in (clinical if clinical is not None else default_covariates(cohort))]
     train, val = train_validation_split(cohort.event, validation_fraction, seed)
     genes = use_genes and cohort.omics is not None
-    model = CoxnetRiskModel(covs, genes, seed=seed, **kw).fit(clin[train], cohort.omics, cohort.time[train], cohort.event[train])
+    model = CoxnetRiskModel(covs, genes, seed=seed, outcome_columns=cohort.outcome_columns,
+                            allowed_covariates=cohort.allowed_covariates, **kw)
+    model.fit(clin[train], cohort.omics, cohort.time[train], cohort.event[train])
     table = clin[["time", "event"]].copy()
     table["risk"] = model.predict_risk(clin, cohort.omics)
     table["split"] = np.where(train, "training", "validation")
@@ -180,8 +203,10 @@ def fit_cohort_risk(cohort: Cohort, clinical: list[str] | None = None, use_genes
 
 
 def default_covariates(cohort: Cohort) -> list[str]:
-    """Clinical covariates for the risk model: everything but identifiers of care (treatment,
-    centre) and free-text-like columns with many levels."""
+    """Clinical covariates for the elastic-net risk model: the cohort's clinical covariates
+    (never an outcome, identifier or serum marker: :meth:`Cohort.clinical_covariates`) minus
+    identifiers of care (treatment, centre), free-text-like columns with many levels and columns
+    missing for more than 30 % of patients."""
     out = []
     for c in cohort.clinical_covariates():
         if c in (cohort.treatment, cohort.centre):

@@ -92,6 +92,21 @@ class StoredRiskModel:
                 f"image-only Cox-EN {c.get('image_cox_en', float('nan')):.3f}).")
         return cls(table, "PAGE-Net", desc, m.get("val_c_index", float("nan")), m)
 
+    def held_out(self):
+        """Held-out (test) C-index with its 95% bootstrap CI and chance verdict
+        (:func:`pathviz.survival.chance.held_out_c_index`, fixed resamples and seed).
+
+        Raises:
+            PathVizError: the stored table has no test patients.
+        """
+        from pathviz.survival.chance import held_out_c_index
+
+        test = self.table[self.table["split"] == "test"]
+        if test.empty:
+            raise PathVizError(f"{self.label} has no held-out test patients.", "retrain it with a test split.")
+        return held_out_c_index([(test["time"].to_numpy(float), test["event"].to_numpy(int),
+                                  test["prognostic_index"].to_numpy(float))])
+
     def page_split(self) -> pd.Series:
         """The page's split labels: ``training`` (model train + validation) or ``validation`` (test)."""
         return self.table["split"].map({"train": "training", "validation": "training", "test": "validation"})

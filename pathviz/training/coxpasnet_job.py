@@ -24,8 +24,14 @@ from pathviz.genomics import GeneSetLibrary, default_library, read_gmt
 from pathviz.nn import CoxPASNetModel, TrainConfig
 from pathviz.risk import train_validation_split
 from pathviz.survival import harrell_c
+from pathviz.survival.chance import HeldOutC, held_out_c_index
 
 Progress = Callable[[float, str], None]
+
+
+def coxpasnet_covariates(cohort: Cohort) -> list[str]:
+    """Clinical covariates of Cox-PASNet's Cox layer (seed 000: age), when the cohort has them."""
+    return [c for c in ("age",) if c in cohort.clinical_covariates()]
 
 
 def load_library(spec: str, min_size: int = 15, max_size: int = 300) -> GeneSetLibrary:
@@ -41,14 +47,23 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
     """Fit on a stratified training split (seeded), evaluate on the held-out validation split,
     rank pathways and genes, optionally repeat on ``repeats`` seeds for ranking stability.
 
+    ``metrics["held_out"]`` is the held-out C-index over the repeats (mean, sd, 95% bootstrap CI
+    of the mean, chance verdict: :func:`pathviz.survival.chance.held_out_c_index`);
+    ``validation_predictions.csv`` keeps every split's held-out risks so the CI can be recomputed.
+
     Returns ``(model, metrics)``; the folder ``out`` is written.
+
+    Raises:
+        OutcomeLeakageError: an outcome column among ``clinical``.
+        PathVizError: the cohort has no expression matrix.
     """
     report = progress or (lambda f, m: None)
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
     if cohort.omics is None:
         raise PathVizError(f"Cohort {cohort.name!r} has no expression matrix.", "choose a cohort with omics.")
-    clinical = clinical if clinical is not None else (["age"] if "age" in cohort.clinical.columns else [])
-    rankings, first, metrics = [], None, None
+    clinical = clinical if clinical is not None else coxpasnet_covariates(cohort)
+    cohort.check_features(clinical, "Cox-PASNet")
+    rankings, first, metrics, held_out_sets, baseline_sets, predictions = [], None, None, [], [], []
     for r in range(max(1, repeats)):
         s = seed + r
         report(r / max(1, repeats), f"training split seed {s}")
@@ -56,11 +71,17 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
         cfg = config or TrainConfig(seed=s)
         cfg = TrainConfig(**{**cfg.__dict__, "seed": s})
         t0 = time.perf_counter()
-        model = CoxPASNetModel(library, clinical, config=cfg, min_coverage=min_coverage, device=device)
+        model = CoxPASNetModel(library, clinical, config=cfg, min_coverage=min_coverage, device=device,
+                               outcome_columns=cohort.outcome_columns)
         model.fit(cohort.clinical[train], cohort.omics, cohort.time[train], cohort.event[train])
         secs = time.perf_counter() - t0
         risk_val = model.predict_risk(cohort.clinical[val], cohort.omics)
         c_val = harrell_c(cohort.time[val], cohort.event[val], risk_val).c_index
+        held_out_sets.append((cohort.time[val], cohort.event[val], risk_val))
+        baseline_sets.append((cohort.time[val], cohort.event[val],
+                              clinical_cox_risk(cohort.clinical, clinical, train, cohort.time, cohort.event)[val]))
+        predictions.append(pd.DataFrame({"split_seed": s, "patient_id": cohort.clinical.index[val], "time": cohort.time[val],
+                                         "event": cohort.event[val], "risk": risk_val}))
         ranking = pathway_ranking(model, cohort.clinical, cohort.omics).table
         rankings.append(ranking)
         if first is None:
@@ -72,8 +93,15 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
             genes = gene_ranking(model, cohort.clinical, cohort.omics)
         else:
             metrics.setdefault("repeat_validation_c_index", []).append(c_val)
+    held = held_out_c_index(held_out_sets)
+    metrics["held_out"] = held.to_dict()
+    metrics["clinical_baseline"] = (held_out_c_index(baseline_sets).to_dict() if clinical else None)
+    metrics["validation_c_index_mean"], metrics["validation_c_index_sd"] = held.c_index, held.sd
+    report(0.98, "saving")
     out = Path(out)
-    first.save(out, cohort=cohort.name, extra={"card": f"Held-out validation C-index (seed {seed}): {metrics['validation_c_index']:.3f}"})
+    first.save(out, cohort=cohort.name, extra={"card": f"Held-out validation C-index: {held.headline()}; {held.method()}"
+                                               + (f". {held.warning}" if held.warning else "")})
+    pd.concat(predictions).to_csv(out / "validation_predictions.csv", index=False)
     cov = first.mapping_.coverage
     rankings[0]["set_size"] = [cov.get(p, (0, 0))[1] for p in rankings[0]["pathway"]]
     rankings[0]["coverage"] = [cov[p][0] / cov[p][1] if p in cov else np.nan for p in rankings[0]["pathway"]]
@@ -99,7 +127,104 @@ def rank_model(folder: str | Path, top: int = 20) -> dict:
     if (folder / "stability.csv").exists():
         stab = pd.read_csv(folder / "stability.csv")
         pathways = pathways.merge(stab[["pathway", "stability", "runs"]], on="pathway", how="left")
-    return {"metrics": metrics, "pathways": pathways.head(top), "genes": genes.head(top)}
+    base = metrics.get("clinical_baseline")
+    return {"metrics": metrics, "pathways": pathways.head(top), "genes": genes.head(top),
+            "held_out": stored_held_out(folder, metrics), "baseline": HeldOutC.from_dict(base) if base else None}
+
+
+def clinical_cox_risk(clinical: pd.DataFrame, covariates: list[str], train: np.ndarray, time, event) -> np.ndarray:
+    """The no-learning baseline beside every genomic model: a Cox model on the clinical
+    covariates alone (numeric, training-median imputed, standardised on training rows), fitted on
+    ``train`` and scored for every patient. Zeros (C = 0.5) when there is no covariate.
+
+    Returns:
+        float[n] linear predictor, higher = worse.
+    """
+    from pathviz.nn.pathway_model import CoxPASNetModel
+
+    if not covariates:
+        return np.zeros(len(clinical))
+    X = clinical[covariates].apply(pd.to_numeric, errors="coerce").astype(float)
+    X = X.fillna(X[train].median())
+    sd = X[train].std(ddof=0).replace(0, 1.0)
+    Z = ((X - X[train].mean()) / sd).to_numpy(np.float32)
+    beta = CoxPASNetModel._clinical_cox(Z[train], np.asarray(time, float)[train], np.asarray(event, int)[train])
+    return Z @ beta if beta is not None else np.zeros(len(clinical))
+
+
+def cohorts_with_omics() -> list[str]:
+    """Cohorts available here that have an expression matrix (Cox-PASNet's input)."""
+    from pathviz.cohort import available_cohorts
+
+    out = []
+    for name in available_cohorts():
+        try:
+            if load_cohort(name).omics is not None:
+                out.append(name)
+        except PathVizError:
+            continue
+    return out
+
+
+def user_gmt_files(workspace) -> list[Path]:
+    """GMT files a user added to the workspace (``$PATHVIZ_HOME/genesets/*.gmt``), by name."""
+    folder = Path(workspace.home) / "genesets"
+    return sorted(folder.glob("*.gmt")) if folder.exists() else []
+
+
+def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
+    """Check a user's GMT (uploaded bytes, or a path on the server when ``data`` is None) and keep
+    a copy in ``$PATHVIZ_HOME/genesets/`` (written to a temporary name, parsed, then renamed into
+    place), so the pathway page and ``--genesets FILE`` can use it.
+
+    Returns:
+        The stored file's path.
+
+    Raises:
+        GeneSetError: not a GMT (binary, malformed line, duplicate names, empty sets; the message
+            names the line); PathVizError: unreadable path, or no set of 15-300 genes.
+    """
+    import os
+    import re
+    import tempfile
+
+    if data is None:
+        src = Path(name_or_path).expanduser()
+        try:
+            data = src.read_bytes()
+        except OSError as exc:
+            raise PathVizError(f"Cannot read {src} ({exc.strerror or exc}).", "give the path of a readable .gmt file.", src) from exc
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name_or_path).stem).strip("._") or "genesets"
+    folder = Path(workspace.home) / "genesets"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".gmt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        lib = read_gmt(tmp)
+        if not lib.filter_size(15, 300).sets:
+            raise PathVizError(f"{name_or_path}: no gene set has 15-300 genes ({len(lib.sets)} sets read).",
+                               "use a GMT of pathways (e.g. MSigDB Hallmark or Reactome).")
+        final = folder / f"{stem}.gmt"
+        os.replace(tmp, final)
+        return final
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def stored_held_out(folder: str | Path, metrics: dict) -> HeldOutC | None:
+    """The held-out C-index of a stored model (:class:`~pathviz.survival.chance.HeldOutC`):
+    from ``metrics.json``, else recomputed from ``validation_predictions.csv``; None for a model
+    folder written before either existed (retrain it)."""
+    if "held_out" in metrics:
+        return HeldOutC.from_dict(metrics["held_out"])
+    path = Path(folder) / "validation_predictions.csv"
+    if not path.exists():
+        return None
+    pred = pd.read_csv(path)
+    return held_out_c_index([(g["time"].to_numpy(), g["event"].to_numpy(), g["risk"].to_numpy())
+                             for _, g in pred.groupby("split_seed", sort=True)])
 
 
 def model_folders(root: str | Path) -> list[Path]:

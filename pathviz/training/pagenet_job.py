@@ -44,6 +44,7 @@ from pathviz.npzio import load_npz, save_npz
 from pathviz.risk import CoxnetRiskModel
 from pathviz.slide.stain import MacenkoNormaliser
 from pathviz.survival import harrell_c
+from pathviz.survival.chance import held_out_c_index
 from pathviz.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -53,6 +54,8 @@ PRETRAIN_PATCHES_PER_PATIENT = 48
 GRID_LR, GRID_L2 = (3e-3, 1e-2), (1e-4, 1e-2)
 MEMBERS = 5  # bagged integration networks (as Cox-PASNet), each with its own inner validation split
 TOP_MAPS = 5
+#: Clinical covariates of the integration network's clinical layer (seed 000: age only).
+PAGENET_CLINICAL = ["age"]
 
 
 def default_pagenet_dir(models_root: Path, cohort: str, seed: int) -> Path:
@@ -168,6 +171,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     cohort = load_cohort(cohort_name)
     if "slide" not in cohort.clinical.columns or cohort.omics is None:
         raise PathVizError(f"Cohort {cohort_name!r} has no slides or no expression.", "use the demo cohort (`pathviz demo`).")
+    cohort.check_features(PAGENET_CLINICAL, "PAGE-Net")
     cohort_dir = workspace.home / "cohorts" / cohort_name
     sids = slide_ids_for(workspace, cohort_dir, cohort.clinical["slide"])
     pids = list(cohort.clinical.index)
@@ -224,7 +228,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     genes = [g for g in mapping.genes if g in set(scaler.genes_)]
     mask = mapping.mask[[mapping.genes.index(g) for g in genes]]
     G = scaler.transform(cohort.omics.loc[pids, mapping.genes])[genes].to_numpy(np.float32)
-    age = cohort.clinical["age"].astype(float).to_numpy()
+    age = cohort.clinical[PAGENET_CLINICAL[0]].astype(float).to_numpy()
     C = ((age - age[tr].mean()) / age[tr].std()).reshape(-1, 1).astype(np.float32)
     from pathviz.nn.pathway_model import CoxPASNetModel
 
@@ -240,7 +244,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     c_test = harrell_c(t[te], e[te], pi[te]).c_index
     # -- comparators ---------------------------------------------------------------------------------
     report(0.8, "comparators: Cox-PASNet (genes + age) and image-only elastic-net Cox")
-    cpn = CoxPASNetModel(lib, ["age"], device=device, config=None)
+    cpn = CoxPASNetModel(lib, PAGENET_CLINICAL, device=device, config=None, outcome_columns=cohort.outcome_columns)
     cpn.config.seed = seed
     cpn.fit(cohort.clinical[trva], cohort.omics, t[trva], e[trva])
     c_cpn = harrell_c(t[te], e[te], cpn.predict_risk(cohort.clinical[te], cohort.omics)).c_index
@@ -250,6 +254,9 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     feat_df = pd.DataFrame(slide_feat, index=pids, columns=[f"map{j}" for j in range(cnn.n_maps)])
     en = CoxnetRiskModel([], use_genes=True, max_genes=cnn.n_maps, seed=seed).fit(cohort.clinical[trva], feat_df, t[trva], e[trva])
     c_en = harrell_c(t[te], e[te], en.predict_risk(cohort.clinical[te], feat_df)).c_index
+    beta_clin = CoxPASNetModel._clinical_cox(C[trva], t[trva], e[trva])  # the no-learning baseline: clinical Cox (age)
+    c_clin = harrell_c(t[te], e[te], C[te] @ beta_clin).c_index if beta_clin is not None else float("nan")
+    held = held_out_c_index([(t[te], e[te], pi[te])])
     # -- per-patch contributions (Input x Gradient) and map importance ------------------------------------
     report(0.85, "attributing the prognostic index to patches and maps")
     contributions = {}
@@ -269,7 +276,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
                "cnn": {k: v for k, v in cnn_info.items() if k != "history"}, "pretrain_patients": len(pre_tr),
                "pretrain_patches": int(len(Xtr)), "k1": K1, "k2": K2, "members": best_rows.to_dict("records"),
                "val_c_index": float(best_rows["val_c_index"].mean()),
-               "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en},
+               "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en, "clinical": c_clin},
+               "held_out": held.to_dict(),
                "map_importance": map_importance.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways),
                "pagenet_pathway_ranking": ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": cpn_top}
     if write_layers:
@@ -293,8 +301,10 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
         f"# PAGE-Net ({cohort_name})\n\n- split seed {seed}: train/validation/test {metrics['n']}\n"
         f"- CNN pre-trained on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients; val MSE {cnn_info['val_mse']:.4f}\n"
         f"- K1={K1}, K2={K2}; {MEMBERS} bagged integration networks, mean inner validation C {metrics['val_c_index']:.3f}\n"
-        f"- test C-index: PAGE-Net {c_test:.3f}, Cox-PASNet {c_cpn:.3f}, "
-        f"image-only Cox-EN {c_en:.3f}\n- feature version {version}; device {device}\n")
+        f"- test C-index: PAGE-Net {held.headline()} ({held.method()}); Cox-PASNet {c_cpn:.3f}, "
+        f"image-only Cox-EN {c_en:.3f}, clinical Cox (age) {c_clin:.3f}\n"
+        + (f"- WARNING: {held.warning}\n" if held.warning else "")
+        + f"- feature version {version}; device {device}\n")
     report(1.0, "done")
     return metrics
 
