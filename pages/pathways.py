@@ -14,10 +14,13 @@ from pages.ui.context import workspace
 from pathviz.cohort import available_cohorts, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.explain import node_km
+from pathviz.genomics import readable_descriptions
 from pathviz.nn import CoxPASNetModel
 from pathviz.plots import heatmap_figure, km_figure
-from pathviz.survival import format_p
+from pathviz.survival import p_label
+from pathviz.risk import StoredRiskModel
 from pathviz.training import load_library, rank_model, train_pathway_model
+from pathviz.training.coxpasnet_job import add_user_gmt, cohorts_with_omics, user_gmt_files
 from pathviz.training.coxpasnet_job import default_model_dir
 from pathviz.training.pagenet_job import default_pagenet_dir
 
@@ -28,9 +31,24 @@ st.title("Pathways")
 ws = workspace()
 
 with st.sidebar:
-    omics_cohorts = [c for c in available_cohorts() if c not in ("gbsg2",)]
+    omics_cohorts = cohorts_with_omics()
     cohort_name = st.selectbox("Cohort", omics_cohorts, key="pw_cohort")
-    lib_name = st.selectbox("Gene sets", list(LIBRARIES), format_func=LIBRARIES.get, key="pw_library")
+    user_gmts = {str(p): f"{p.name} (yours)" for p in user_gmt_files(ws)}
+    libraries = {**LIBRARIES, **user_gmts}
+    lib_name = st.selectbox("Gene sets", list(libraries), format_func=libraries.get, key="pw_library")
+    with st.expander("Load your own GMT"):
+        st.caption("MSigDB, Reactome or any GMT file (name<TAB>description<TAB>genes…). It is checked, then kept in "
+                   "the workspace's genesets/ folder and offered above.")
+        upload = st.file_uploader("Upload a .gmt file", type=["gmt", "txt"], key="pw_gmt_upload")
+        gmt_path = st.text_input("…or a path on the server", key="pw_gmt_path", placeholder="/data/h.all.v2024.1.Hs.symbols.gmt")
+        if st.button("Add gene sets", key="pw_gmt_add", disabled=upload is None and not gmt_path.strip()):
+            try:
+                added = add_user_gmt(ws, upload.getvalue() if upload is not None else None,
+                                     upload.name if upload is not None else gmt_path.strip())
+                st.session_state["pw_library"] = str(added)
+                st.rerun()
+            except PathVizError as exc:
+                st.error(str(exc))
     seed = int(st.number_input("Split seed", 0, 10_000, 0, key="pw_seed"))
     repeats = int(st.number_input("Repeated splits (stability)", 1, 20, 3, key="pw_repeats"))
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="pw_img")
@@ -47,10 +65,17 @@ def pagenet_section() -> None:
     st.subheader("Integrated model: PAGE-Net (slides + expression + age)")
     m = json.loads((pg / "metrics.json").read_text())
     c = m["test_c_index"]
-    st.caption(f"Held-out test C-index on {m['n']['test']} patients: PAGE-Net {c['pagenet']:.3f}, Cox-PASNet (genes + age) "
-               f"{c['coxpasnet']:.3f}, image-only Cox-EN {c['image_cox_en']:.3f}. Pathway importance: mean |Integrated "
-               "Gradients| of PAGE-Net's prognostic index at its genome pathway layer (KEGG), slide features held fixed.")
+    pg_held = StoredRiskModel.from_pagenet(pg).held_out()
+    st.markdown(f"**Held-out test Harrell's C of PAGE-Net: {pg_held.headline()}** — {pg_held.method()}.")
+    st.caption(f"Comparators on the same test patients: Cox-PASNet (genes + age) {c['coxpasnet']:.3f}, image-only Cox-EN "
+               f"{c['image_cox_en']:.3f}" + (f", clinical Cox (age, no learning from images or genes) {c['clinical']:.3f}"
+                                             if "clinical" in c else "")
+               + ". Pathway importance: mean |Integrated Gradients| of PAGE-Net's prognostic index at its genome pathway "
+               "layer (KEGG), slide features held fixed.")
+    if pg_held.warning:
+        st.error(f"⚠ {pg_held.warning}")
     pw_pg = pd.read_csv(pg / "pathway_ranking.csv")
+    pw_pg["description"] = readable_descriptions(pw_pg["pathway"], pw_pg["description"])
     st.dataframe(pw_pg[["rank", "pathway", "description", "importance", "direction", "size"]].head(50), hide_index=True,
                  key="pg_pathways", column_config={"importance": st.column_config.NumberColumn(format="%.4f")})
     genes_pg = pd.read_csv(pg / "gene_ranking.csv")
@@ -63,7 +88,8 @@ def pagenet_section() -> None:
 
 
 if not (folder / "metrics.json").exists():
-    st.info(f"No Cox-PASNet model for {cohort_name} with {LIBRARIES[lib_name]} (seed {seed}) yet.")
+    st.info(f"No Cox-PASNet model for {cohort_name} with {libraries[lib_name]} (seed {seed}) yet. The CLI equivalent is "
+            f"`pathviz train coxpasnet --cohort {cohort_name} --genesets {lib_name} --seed {seed} --repeats {repeats}`.")
     if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
         bar = st.progress(0.0, "starting")
         try:
@@ -83,17 +109,29 @@ def _model(path: str, mtime: float) -> CoxPASNetModel:
 
 ranked = rank_model(folder, top=10_000)
 metrics = ranked["metrics"]
+held = ranked["held_out"]
 model = _model(str(folder), (folder / "weights.pt").stat().st_mtime)
 cohort = load_cohort(cohort_name)
 
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Validation C-index", f"{metrics['validation_c_index']:.3f}", help=f"{metrics['n_validation']} held-out patients")
+if held is not None:
+    c1.metric("Held-out C-index" + (" (mean over splits)" if len(held.splits) > 1 else ""), f"{held.c_index:.3f}",
+              help=held.method())
+    base = ranked["baseline"]
+    st.markdown(f"**Held-out Harrell's C: {held.headline()}** — {held.method()}.  \nNo-learning baseline on the same "
+                "held-out patients: " + (f"clinical Cox ({', '.join(metrics.get('clinical') or [])}) {base.headline()}"
+                                         if base else "none (the model has no clinical covariate; chance = 0.5)") + ".")
+else:
+    c1.metric("Held-out C-index", "not recorded")
 c2.metric("Inner validation C", f"{metrics['inner_validation_c_index']:.3f}", help="early stopping / grid split")
 c3.metric("Pathways", metrics["pathways"])
 c4.metric("Genes", metrics["genes"])
-if metrics.get("repeat_validation_c_index"):
-    v = metrics["repeat_validation_c_index"]
-    st.caption(f"Validation C over {len(v)} splits: {np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}")
+if held is None:
+    st.error("⚠ This model folder predates the held-out C-index record, so its rankings cannot be checked against "
+             "chance. Retrain it (delete the folder or choose another seed) before reading the rankings.")
+elif held.warning:
+    st.error(f"⚠ {held.warning} The pathway and gene rankings below describe what this network fitted, not "
+             "biology it found.")
 for note in model.notes_:
     st.caption(note)
 st.caption("Importance: mean |Integrated Gradients| of the prognostic index at the pathway node (captum); direction + means "
@@ -124,11 +162,11 @@ st.download_button("Gene ranking (CSV)", ranked["genes"].to_csv(index=False), fi
 # -- KM by node ---------------------------------------------------------------------------------
 st.subheader("Kaplan-Meier by pathway node")
 choice = st.selectbox("Node", ranked["pathways"]["pathway"].tolist(), key="pw_node",
-                      format_func=lambda p: f"{p} ({ranked['pathways'].set_index('pathway').at[p, 'description']})")
+                      format_func=lambda p: str(ranked["pathways"].set_index("pathway").at[p, "description"]) or p)
 comp, med = node_km(model, cohort.clinical, cohort.omics, "pathway", choice)
 st.plotly_chart(km_figure(comp, f"{choice}: activation above vs below the median ({med:.3g})"), config=PLOT_CONFIG, key="fig_node_km")
 if comp.logrank is not None:
-    st.caption(f"All {cohort.n} patients (training and validation). Log-rank p={format_p(comp.logrank.p_value)}.")
+    st.caption(f"All {cohort.n} patients (training and validation). {p_label(comp.logrank.p_value, 'Log-rank p')}.")
 
 # -- heatmap ------------------------------------------------------------------------------------
 st.subheader("Patients x top pathways")

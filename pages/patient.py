@@ -12,8 +12,8 @@ from pathviz.cohort import MARKER_THRESHOLDS, available_cohorts, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
 from pathviz.risk import StoredRiskModel
-from pathviz.stratify import comparison_summary, stratify_by_risk
-from pathviz.survival import fit_cox, format_p, marker_by_stratum, subgroup_hazard_ratios, treatment_by_stratum
+from pathviz.stratify import cohort_has_slides_and_omics, comparison_summary, feature_summary, stratify_by_risk
+from pathviz.survival import fit_cox, marker_by_stratum, p_label, subgroup_hazard_ratios, treatment_by_stratum
 from pathviz.training.pagenet_job import default_pagenet_dir
 
 CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles", "optimal": "Optimal (maxstat)",
@@ -50,8 +50,12 @@ with st.sidebar:
     risk_model = st.radio("Risk model", list(RISK_MODELS) if has_pagenet else ["elastic_net"], format_func=RISK_MODELS.get,
                           key="risk_model")
     if not has_pagenet:
-        st.caption(f"PAGE-Net needs slides, expression and outcomes: train it with `pathviz train pagenet --cohort "
-                   f"{cohort_name} --seed {seed}` (the demo build trains it for the demo cohort, seed 0).")
+        if cohort_has_slides_and_omics(cohort_name):
+            st.caption(f"PAGE-Net is not trained for this cohort and split seed: train it with `pathviz train pagenet "
+                       f"--cohort {cohort_name} --seed {seed}` (the demo build trains it for the demo cohort, seed 0).")
+        else:
+            st.caption("PAGE-Net needs a slide and an expression profile per patient; this cohort has "
+                       + ("no slides." if load_cohort(cohort_name).omics is not None else "neither slides nor expression."))
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
 
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
@@ -71,6 +75,9 @@ try:
 except PathVizError as exc:
     st.error(str(exc))
     st.stop()
+
+if strat.held_out.warning:
+    st.error(f"⚠ {strat.held_out.warning} The risk scores and strata below are shown for inspection only.")
 
 table = strat.table
 cut = strat.cutoff
@@ -101,24 +108,30 @@ with left:
                        file_name=f"{patient}_predicted_survival.csv", key="dl_patient")
 with right:
     m = strat.metrics
-    st.markdown("**Discrimination** (validation patients)")
+    held = strat.held_out
+    st.markdown("**Discrimination** (held-out validation patients)")
     st.markdown(
-        f"- Harrell's C: **{m['harrell_c']:.3f}** (95% bootstrap CI {m['harrell_c_lower']:.3f}-{m['harrell_c_upper']:.3f}); "
-        f"n={m['n_validation']}, events={m['events_validation']}\n"
-        f"- Uno's C: {m['uno_c']:.3f}\n"
+        f"- Harrell's C: **{held.headline()}**  \n  <small>{held.method()}</small>\n"
+        + (f"- Planted truth on the same patients (semi-synthetic cohort): oracle C {m['oracle_c']:.3f}, "
+           f"main-effects oracle {m['oracle_main_effects_c']:.3f}\n" if "oracle_c" in m else "")
+        + (f"- Uno's C: {m['uno_c']:.3f}\n" if m.get("uno_c") is not None else f"- {m.get('ipcw_note', 'Uno C n/a')}\n")
         + "".join(f"- Time-dependent AUC at {k:g} months: {v:.3f}\n" for k, v in m["auc"].items())
         + (f"- Integrated Brier score: {m['ibs']:.4f}\n" if m.get("ibs") is not None else "- Integrated Brier score: n/a\n")
         + (f"- Mean inner-validation C of the bagged networks: {m['cv_c_index']:.3f}" if isinstance(strat.model, StoredRiskModel)
-           else f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}")
+           else f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}"),
+        unsafe_allow_html=True,
     )
     if isinstance(strat.model, StoredRiskModel):
         st.markdown(f"**Model**: {strat.model.description} Training = PAGE-Net's train + validation patients; "
                     "validation here = its held-out test patients. The slide viewer shows its survival-discriminative "
                     "layers (`survival_score`, `survival_maps`).")
     else:
-        top = strat.model.selected_features().head(10)
-        st.markdown("**Model**: elastic-net Cox, " + f"{int((strat.model.coef_ != 0).sum())} non-zero features; strongest:")
-        st.dataframe(top.rename("coefficient (per SD)").to_frame(), key="df_coef")
+        fs = feature_summary(strat.model, cohort)
+        st.markdown(f"**Model**: elastic-net Cox on {fs['n_clinical']} clinical covariates "
+                    f"({', '.join(fs['clinical']) or 'none'}) and {fs['n_genes']} genes; "
+                    f"{fs['n_nonzero']} non-zero features ({fs['n_nonzero_genes']} genes). Outcome columns never used: "
+                    f"{', '.join(fs['outcome_columns'])}.")
+        st.table(fs["top"])
 
 # -- cohort KM by stratum -----------------------------------------------------------------------
 st.subheader(f"Cohort by risk stratum ({'validation' if strat.evaluated_on == 'validation' else 'all'} patients)")
@@ -151,7 +164,7 @@ else:
     st.plotly_chart(effect_by_stratum_figure(eff, f"{marker} > {thr:g} vs <= {thr:g}"), config=PLOT_CONFIG, key="fig_marker")
     for s in eff.strata:
         st.markdown(f"- {s.stratum} risk: {s.hazard_ratio.label()}")
-    st.markdown(f"- Interaction ({marker} x risk group): p={format_p(eff.interaction_p)} {eff.interaction_note}")
+    st.markdown(f"- Interaction ({marker} x risk group): {p_label(eff.interaction_p)} {eff.interaction_note}")
     for n in eff.notes:
         st.caption(n)
 
@@ -166,7 +179,7 @@ else:
     st.plotly_chart(effect_by_stratum_figure(eff, "Treated vs untreated"), config=PLOT_CONFIG, key="fig_treatment")
     for s in eff.strata:
         st.markdown(f"- {s.stratum} risk: {s.hazard_ratio.label()}")
-    st.markdown(f"- Interaction (treatment x risk group): p={format_p(eff.interaction_p)} {eff.interaction_note}")
+    st.markdown(f"- Interaction (treatment x risk group): {p_label(eff.interaction_p)} {eff.interaction_note}")
     st.caption("Observational contrast within the cohort unless treatment was randomised.")
 
 # -- multivariable and subgroups --------------------------------------------------------------------

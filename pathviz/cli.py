@@ -167,26 +167,26 @@ def _fmt_ci(v, lo, hi) -> str:
 
 
 def _print_comparison(summary: dict) -> str:
-    from pathviz.survival import format_p
+    from pathviz.survival import p_label
 
     lines = [f"{'group':<14}{'n':>6}{'events':>8}   median months (95% CI)"]
     for g in summary["groups"]:
         lines.append(f"{g['group']:<14}{g['n']:>6}{g['events']:>8}   {_fmt_ci(g['median_months'], *g['median_ci'])}")
     if summary["logrank"]:
         lr = summary["logrank"]
-        lines.append(f"log-rank chi2={lr['chi2']:.3f} (df {lr['df']}), p={format_p(lr['p_value'])}")
+        lines.append(f"log-rank chi2={lr['chi2']:.3f} (df {lr['df']}), {p_label(lr['p_value'])}")
     if summary.get("trend"):
-        lines.append(f"trend chi2={summary['trend']['chi2']:.3f}, p={format_p(summary['trend']['p_value'])}")
+        lines.append(f"trend chi2={summary['trend']['chi2']:.3f}, {p_label(summary['trend']['p_value'])}")
     for h in summary["hazard_ratios"]:
         if h["hazard_ratio"] is None:
             lines.append(f"HR {h['term']}: not estimable ({h['note']})")
         else:
             lines.append(f"HR {h['term']}: {h['hazard_ratio']:.2f} (95% CI {h['ci_95'][0]:.2f}-{h['ci_95'][1]:.2f}), "
-                         f"p={format_p(h['p_value'])}")
+                         f"{p_label(h['p_value'])}")
     if "cutoff" in summary:
         c = summary["cutoff"]
         lines.append(f"cut-off: {c['method']} {', '.join(f'{v:.4g}' for v in c['values'])} fitted on {c['fitted_on']}"
-                     + (f"; maxstat Lau92 p={format_p(c['lau92_p'])}" if c["lau92_p"] is not None else ""))
+                     + (f"; maxstat {p_label(c['lau92_p'], 'Lau92 p')}" if c["lau92_p"] is not None else ""))
     lines += [f"note: {n}" for n in summary["notes"]]
     return "\n".join(lines)
 
@@ -228,10 +228,12 @@ def cmd_survival_cindex(args) -> int:
     aucs = ", ".join(f"{k:g} mo {v:.3f}" for k, v in m["auc"].items()) or "n/a"
     text = (f"{args.cohort}: elastic-net Cox (split seed {args.seed}), {m['n_validation']} validation patients\n"
             + _held_out_lines(strat.held_out, "validation") + "\n"
-            f"Uno's C {m['uno_c']:.3f}; time AUC {aucs}; IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
+            f"Uno's C {'n/a' if m['uno_c'] is None else round(m['uno_c'], 3)}; time AUC {aucs}; "
+            f"IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
             f"CV C on training {m['cv_c_index']:.3f}"
             + (f"\nplanted truth on the same patients: oracle C {m['oracle_c']:.3f}, main-effects oracle "
-               f"{m['oracle_main_effects_c']:.3f}" if "oracle_c" in m else ""))
+               f"{m['oracle_main_effects_c']:.3f}" if "oracle_c" in m else "")
+            + (f"\nnote: {m['ipcw_note']}" if m.get("ipcw_note") else ""))
     _print(args, payload, text)
     return 0
 

@@ -52,7 +52,10 @@ def closest_matches(value: str, candidates, n: int = 3) -> list[str]:
     import difflib
 
     cands = [str(c) for c in candidates]
-    return difflib.get_close_matches(str(value), cands, n=n, cutoff=0.5)
+    low = str(value).lower()
+    prefix = sorted(c for c in cands if c.lower().startswith(low))[:n]  # e.g. a patient id typed for a slide id
+    fuzzy = [c for c in difflib.get_close_matches(str(value), cands, n=n, cutoff=0.5) if c not in prefix]
+    return (prefix + fuzzy)[:n]
 
 
 def unknown_fix(kind: str, value: str, candidates, list_command: str) -> str:

@@ -21,6 +21,7 @@ from pathviz.survival.chance import HeldOutC, held_out_c_index
 from pathviz.survival import (
     Cutoff,
     GroupComparison,
+    check_group_sizes,
     fit_cutoff,
     harrell_c,
     integrated_brier,
@@ -90,6 +91,8 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
 
     Raises:
         CohortError: the stored model scored other patients than the cohort's.
+        SmallGroupError: the cut-off leaves a group with fewer than 5 patients or no events
+            among the evaluated patients (the message names the groups and what to do).
     """
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
     if model is None:
@@ -109,6 +112,9 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     table["percentile"] = table["risk"].rank(pct=True) * 100
     ev = ~train if evaluate_on == "validation" else np.ones(len(table), bool)
     sub = table[ev]
+    check_group_sizes(sub["group"], sub["event"], labels=cut.labels,
+                      context=f"{'validation' if evaluate_on == 'validation' else 'all'} patients, {cut.method} cut-off",
+                      suggest_all_patients=(evaluate_on == "validation"))
     comparison = km_by_group(sub["time"], sub["event"], sub["group"], reference=cut.labels[0], ordered=cut.labels)
     metrics = risk_metrics(model, cohort, table, train)
     held_out = HeldOutC.from_dict(metrics["held_out"])
@@ -133,8 +139,14 @@ def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table
            "n_training": int(train.sum()), "n_validation": int(val.sum()), "events_validation": int(e[val].sum())}
     out.update(planted_oracle_c(cohort, table.index[val]))
     horizon = min(t[train].max(), t[val].max())
-    out["uno_c"] = uno_c(t[train], e[train], t[val], e[val], r[val], tau=horizon * 0.99)
-    out["auc"] = time_dependent_auc(t[train], e[train], t[val], e[val], r[val], [x for x in times if x < horizon])
+    try:  # IPCW needs the training censoring distribution to be positive over the validation times
+        out["uno_c"] = uno_c(t[train], e[train], t[val], e[val], r[val], tau=horizon * 0.99)
+        out["auc"] = time_dependent_auc(t[train], e[train], t[val], e[val], r[val], [x for x in times if x < horizon])
+    except ValueError as exc:
+        out.setdefault("uno_c", None)
+        out["auc"] = {}
+        out["ipcw_note"] = (f"Uno's C / time-dependent AUC not estimable ({exc}): the validation follow-up reaches past "
+                            "the training censoring distribution.")
     grid = np.linspace(max(1.0, np.quantile(t[val], 0.05)), np.quantile(t[val], 0.8), 20)
     try:
         sf = model.predict_survival_function(cohort.clinical[val], cohort.omics, grid)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from pathviz.cli import main
+from pathviz.errors import PathVizError
 from pathviz.settings import Settings
-from pathviz.training import load_library, train_pathway_model
-from pathviz.training.coxpasnet_job import default_model_dir
+from pathviz.survival.chance import BOOTSTRAP_N, BOOTSTRAP_SEED, HeldOutC
+from pathviz.training.coxpasnet_job import add_user_gmt, default_model_dir, user_gmt_files
 from pathviz.workspace import Workspace
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "pathways.py")
@@ -31,14 +36,25 @@ def page(cohort: str = "gse4335", repeats: int = 2) -> AppTest:
     return at.run()
 
 
+CLI_OUTPUT: dict = {}
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A workspace holding a Cox-PASNet model of gse4335 (KEGG, seed 0, 2 splits)."""
+    """A workspace holding a Cox-PASNet model of gse4335 (KEGG, seed 0, 2 splits), trained by the
+    CLI without --out: the model lands in the workspace, where the page finds it."""
     home = tmp_path_factory.mktemp("pw") / "ws"
-    ws = Workspace(Settings.from_env(home))
-    train_pathway_model("gse4335", load_library("kegg"), default_model_dir(ws.models_dir, "gse4335", "kegg", 0), repeats=2)
     old = os.environ.get("PATHVIZ_HOME")
     os.environ["PATHVIZ_HOME"] = str(home)
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        assert main(["train", "coxpasnet", "--cohort", "gse4335", "--repeats", "2"]) == 0
+    CLI_OUTPUT["train"] = out.getvalue()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["pathways", "rank", "--model", str(default_model_dir(Workspace(Settings.from_env(home)).models_dir,
+                                                                          "gse4335", "kegg", 0)), "--json"]) == 0
+    CLI_OUTPUT["rank"] = json.loads(out.getvalue())
     yield home
     if old is None:
         os.environ.pop("PATHVIZ_HOME", None)
@@ -60,11 +76,43 @@ def test_rankings_km_and_stability(home):
     at = page()
     assert not at.exception
     body = text(at)
-    assert "Kaplan-Meier by pathway node" in body and "Log-rank p=" in body
-    assert any(m.label == "Validation C-index" for m in at.metric)
+    assert "Kaplan-Meier by pathway node" in body and "Log-rank p " in body
+    assert any(m.label == "Held-out C-index (mean over splits)" for m in at.metric)
     table = at.dataframe[0].value
     assert list(table["rank"][:3]) == [1, 2, 3] and table["importance"].is_monotonic_decreasing
-    assert table["stability"].between(0, 1).all() and "Validation C over 2 splits" in body
+    assert table["stability"].between(0, 1).all() and "over 2 splits" in body
+    assert table["description"].str.contains(r"\(hsa\d{5}\)").all()  # human-readable KEGG names
+
+
+def test_chance_guard_same_figures_on_page_and_cli(home):
+    """The page and the CLI show one held-out C-index (mean +- sd over the splits, one bootstrap CI
+    with its stated settings), the CLI's headline is that mean (not split 0), and the warning is
+    shown exactly when the CI includes 0.5."""
+    held = CLI_OUTPUT["rank"]["held_out_c_index"]
+    headline = HeldOutC.from_dict(held).headline()
+    assert "over 2 splits" in headline and held["n_boot"] == BOOTSTRAP_N and held["seed"] == BOOTSTRAP_SEED
+    assert headline in CLI_OUTPUT["train"] and f"{BOOTSTRAP_N} resamples" in CLI_OUTPUT["train"]
+    at = page()
+    body = text(at)
+    assert headline in body and f"{BOOTSTRAP_N} resamples" in body
+    at_chance = held["lower"] <= 0.5
+    assert ("not shown to be better than chance" in body) == at_chance
+    assert ("WARNING" in CLI_OUTPUT["train"]) == at_chance
+    assert "No-learning baseline on the same held-out patients: clinical Cox (age)" in body
+
+
+def test_uploaded_gmt_is_checked_and_offered(home, tmp_path):
+    ws = Workspace(Settings.from_env(home))
+    genes = [f"G{i}" for i in range(20)]
+    good = "\n".join(f"SET{k}\tmy set {k}\t" + "\t".join(genes[k:] + genes[:k]) for k in range(3)).encode()
+    path = add_user_gmt(ws, good, "My sets.gmt")
+    assert path.name == "My_sets.gmt" and path in user_gmt_files(ws)
+    with pytest.raises(PathVizError, match="line 1"):
+        add_user_gmt(ws, b"no tabs here\n", "bad.gmt")
+    assert not (Path(home) / "genesets" / "bad.gmt").exists()
+    with pytest.raises(PathVizError):
+        add_user_gmt(ws, bytes(range(256)), "binary.gmt")
+    assert sorted(p.name for p in (Path(home) / "genesets").iterdir()) == ["My_sets.gmt"]  # nothing half-written
 
 
 def test_search_and_node_switch(home):

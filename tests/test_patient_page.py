@@ -58,15 +58,18 @@ def test_cutoff_switch_changes_strata(tmp_path, monkeypatch):
     assert "outside the data range" in text(at)  # explained, not a crash
 
 
-def test_marker_and_treatment_panels_present_on_gbsg2(tmp_path, monkeypatch):
+def test_gbsg2_offers_no_serum_marker_but_treatment_panel(tmp_path, monkeypatch):
+    """ER/PR are tissue receptors: the serum-marker panel explains it has nothing (it used to offer
+    estrogen receptor), the treatment panel works, and no PAGE-Net command is suggested for a
+    cohort without slides."""
     monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
     at = app("gbsg2")
     body = text(at)
-    assert at.selectbox(key="marker").value == "estrec"
-    assert "Interaction (estrec x risk group): p=" in body
-    assert "Interaction (treatment x risk group): p=" in body
-    at.number_input(key="thr_estrec").set_value(50.0).run()
-    assert "estrec > 50 vs estrec <= 50" in text(at)
+    assert not at.exception
+    assert "has no serum-marker column" in body
+    assert not [s for s in at.selectbox if s.key == "marker"]
+    assert "Interaction (treatment x risk group): p" in body
+    assert "pathviz train pagenet" not in body and "PAGE-Net needs a slide and an expression profile" in body
 
 
 def test_panels_explained_when_columns_absent(tmp_path, monkeypatch):

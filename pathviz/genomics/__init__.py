@@ -12,9 +12,11 @@ from pathviz.genomics.genesets import (
     pathway_mask,
     read_gmt,
     read_gmt_text,
+    readable_descriptions,
     write_gmt,
 )
 from pathviz.genomics.preprocess import ExpressionScaler
 
 __all__ = ["MAX_SIZE", "MIN_SIZE", "ExpressionScaler", "GeneSet", "GeneSetError", "GeneSetLibrary", "PathwayMapping",
-           "coverage_table", "default_library", "pathway_mask", "read_gmt", "read_gmt_text", "write_gmt"]
+           "coverage_table", "default_library", "pathway_mask", "read_gmt", "read_gmt_text", "readable_descriptions",
+           "write_gmt"]

@@ -179,6 +179,19 @@ def default_library(name: str = "kegg") -> GeneSetLibrary:
 
 
 @lru_cache(maxsize=1)
+def _kegg_descriptions() -> dict[str, str]:
+    return {gs.name: gs.description for gs in default_library("kegg").sets}
+
+
+def readable_descriptions(names, descriptions) -> list[str]:
+    """Descriptions with the shipped KEGG names filled in where a model stored the bare id
+    (``"KEGG pathway hsa04110"``, written before names were shipped): ``"Cell cycle (hsa04110)"``.
+    Other descriptions are returned unchanged."""
+    kegg = _kegg_descriptions()
+    return [kegg.get(str(n), d) if str(d).startswith("KEGG pathway ") else d for n, d in zip(names, descriptions)]
+
+
+@lru_cache(maxsize=1)
 def alias_table() -> dict[str, str]:
     """Upper-case alias -> official symbol (unambiguous aliases only)."""
     path = ASSETS / "aliases.tsv.gz"

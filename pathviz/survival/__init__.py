@@ -7,8 +7,11 @@ C, the log-rank trend test, maxstat cut-offs with Lausen-Schumacher p-values, by
 from pathviz.survival.analyses import (
     EffectByStratum,
     GroupComparison,
+    SmallGroupError,
+    check_group_sizes,
     km_by_group,
     marker_by_stratum,
+    p_label,
     subgroup_hazard_ratios,
     treatment_by_stratum,
 )
@@ -27,8 +30,9 @@ from pathviz.survival.logrank import LogRankResult, log_rank, log_rank_trend
 
 __all__ = [
     "METHODS", "Concordance", "CoxTable", "Cutoff", "CutoffError", "EffectByStratum", "GroupComparison",
-    "HazardRatio", "KMCurve", "LogRankResult", "fit_cox", "fit_cutoff", "format_p", "group_hazard_ratio",
-    "harrell_c", "harrell_c_bootstrap", "integrated_brier", "interaction_p_value", "kaplan_meier", "km_by_group",
-    "lausen92_p", "log_rank", "log_rank_trend", "logrank_scores", "marker_by_stratum", "maxstat",
-    "number_at_risk", "subgroup_hazard_ratios", "time_dependent_auc", "treatment_by_stratum", "uno_c",
+    "HazardRatio", "KMCurve", "LogRankResult", "SmallGroupError", "check_group_sizes", "fit_cox", "fit_cutoff",
+    "format_p", "group_hazard_ratio", "harrell_c", "harrell_c_bootstrap", "integrated_brier", "interaction_p_value",
+    "kaplan_meier", "km_by_group", "lausen92_p", "log_rank", "log_rank_trend", "logrank_scores", "marker_by_stratum",
+    "maxstat", "number_at_risk", "p_label", "subgroup_hazard_ratios", "time_dependent_auc", "treatment_by_stratum",
+    "uno_c",
 ]

@@ -7,7 +7,10 @@
 * :func:`treatment_by_stratum` - treated vs untreated inside each risk group: HR per group and the
   interaction p-value (who benefits from adjuvant therapy?);
 * :func:`subgroup_hazard_ratios` - HR of high vs low risk inside each level of other variables
-  (subgroup forest plot).
+  (subgroup forest plot);
+* :func:`check_group_sizes` - refuses (:class:`SmallGroupError`) a grouping that leaves a group
+  too small or without events to estimate anything (e.g. tertiles applied to a small validation
+  set), saying which group and what to do instead.
 """
 
 from __future__ import annotations
@@ -17,9 +20,103 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pathviz.survival.cox import HazardRatio, group_hazard_ratio, interaction_p_value
+from pathviz.errors import PathVizError
+from pathviz.survival.cox import HazardRatio, group_hazard_ratio, interaction_p_value, p_label  # noqa: F401 (re-exported)
 from pathviz.survival.km import KMCurve, kaplan_meier, number_at_risk
 from pathviz.survival.logrank import LogRankResult, log_rank, log_rank_trend
+
+
+#: Fewest patients per group :func:`check_group_sizes` accepts by default.
+MIN_GROUP_PATIENTS = 5
+
+
+class SmallGroupError(PathVizError):
+    """A grouping (usually a cut-off applied to a set of patients) leaves at least one group with
+    too few patients or no events, so its KM curve, log-rank test and hazard ratio would be noise
+    or not estimable ("HR n/a").
+
+    Attributes:
+        small: ``[(group, n, events), ...]`` for each offending group, in group order.
+        sizes: ``{group: (n, events)}`` for every group (offending or not).
+    """
+
+    def __init__(self, message: str, fix: str = "", small=None, sizes=None):
+        super().__init__(message, fix)
+        self.small = list(small or [])
+        self.sizes = dict(sizes or {})
+
+
+def check_group_sizes(groups, event, min_patients: int = MIN_GROUP_PATIENTS, *, labels=None, min_events: int = 1,
+                      context: str = "", suggest_all_patients: bool = True) -> None:
+    """Refuse a grouping with a group of fewer than ``min_patients`` patients or fewer than
+    ``min_events`` events (default: no events at all).
+
+    Args:
+        groups: labels[n], one per patient (e.g. :meth:`Cutoff.apply` output); patients labelled
+            ``"missing"`` are ignored.
+        event: int[n] 0/1 event indicators, aligned with ``groups``.
+        min_patients: fewest patients a group may have (default 5).
+        labels: the groups expected (e.g. ``Cutoff.labels``), in display order; a label with no
+            patient at all is reported with n=0. Default: the groups present, sorted.
+        min_events: fewest events a group may have (default 1: a group without events has no
+            hazard ratio).
+        context: what the patients are, for the message (e.g. ``"validation patients"``,
+            ``"tertiles cut-off"``).
+        suggest_all_patients: also suggest computing the statistics on all patients (pass False
+            when they already are).
+
+    Returns:
+        None when every group is large enough.
+
+    Raises:
+        SmallGroupError: names each offending group with its n and events, and as the fix: use
+            fewer groups (e.g. a median cut-off; with two groups, a cut-off nearer the median), or
+            compute the statistics on all patients (unless ``suggest_all_patients`` is False).
+        PathVizError: ``groups`` and ``event`` differ in length, ``min_patients`` < 1 or
+            ``min_events`` < 0.
+    """
+    g = np.asarray(groups, dtype=object)
+    e = np.asarray(event, float)
+    if g.shape != e.shape or g.ndim != 1:
+        raise PathVizError(f"groups ({g.size}) and event ({e.size}) must be 1-D arrays of one length.",
+                           "pass one group label and one event flag per patient.")
+    if min_patients < 1 or min_events < 0:
+        raise PathVizError(f"min_patients must be >= 1 and min_events >= 0 (got {min_patients}, {min_events}).",
+                           "use the defaults (5 patients, 1 event).")
+    keep = g != "missing"
+    g, e = g[keep], e[keep]
+    present = sorted(pd.unique(g), key=str)
+    order = [str(x) for x in labels] if labels is not None else [str(x) for x in present]
+    order += [str(x) for x in present if str(x) not in order]
+    gs = g.astype(str)
+    sizes = {lab: (int((gs == lab).sum()), int(np.nansum(e[gs == lab]))) for lab in order}
+    small = [(lab, n, ev) for lab, (n, ev) in sizes.items() if n < min_patients or ev < min_events]
+    if not small:
+        return None
+    where = f" ({context})" if context else ""
+
+    def why(n: int, ev: int) -> str:
+        reasons = []
+        if n < min_patients:
+            reasons.append(f"fewer than {min_patients} patients")
+        if ev < min_events:
+            reasons.append("no events" if min_events == 1 else f"fewer than {min_events} events")
+        return " and ".join(reasons)
+
+    named = "; ".join(f"'{lab}' has n={n}, events={ev} ({why(n, ev)})" for lab, n, ev in small)
+    overview = ", ".join(f"{lab} {n}/{ev}" for lab, (n, ev) in sizes.items())
+    need = f"at least {min_patients} patient{'s' if min_patients > 1 else ''}"
+    if min_events:
+        need += f" and {min_events} event{'s' if min_events > 1 else ''}"
+    fix = ("use fewer groups (the median cut-off gives two groups of about half the patients each)"
+           if len(order) > 2 else "use a cut-off nearer the middle of the scores (e.g. the median)")
+    fix += (", or compute the statistics on all patients instead of the validation patients only."
+            if suggest_all_patients else ".")
+    raise SmallGroupError(
+        f"Too few patients or events per group{where} for Kaplan-Meier, log-rank and hazard-ratio statistics: "
+        f"{named}. Groups (n/events): {overview}. Each group needs {need}; otherwise its curve is noise and its "
+        "hazard ratio is not estimable.",
+        fix, small=small, sizes=sizes)
 
 
 @dataclass

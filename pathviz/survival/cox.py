@@ -40,7 +40,7 @@ class HazardRatio:
     def label(self) -> str:
         if self.hr is None:
             return f"{self.term}: HR not estimable ({self.note})"
-        return f"{self.term}: HR {self.hr:.2f} (95% CI {self.lower:.2f}-{self.upper:.2f}), p={format_p(self.p_value)}"
+        return f"{self.term}: HR {self.hr:.2f} (95% CI {self.lower:.2f}-{self.upper:.2f}), {p_label(self.p_value)}"
 
 
 @dataclass
@@ -62,9 +62,31 @@ class CoxTable:
 
 
 def format_p(p: float | None) -> str:
+    """A p-value's digits for tables and JSON: ``"<0.0001"``, ``"0.0050"``, ``"0.012"`` or ``"n/a"``;
+    text a person reads uses :func:`p_label` (``"p < 0.0001"``, ``"p = 0.012"``)."""
     if p is None or not np.isfinite(p):
         return "n/a"
     return "<0.0001" if p < 1e-4 else f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
+def p_label(p: float | None, name: str = "p") -> str:
+    """A p-value as printed in figures and text: ``"p < 0.0001"`` below 1e-4, otherwise
+    ``"p = 0.0050"`` (4 decimals below 0.01) or ``"p = 0.012"`` (3 decimals), the digits of
+    :func:`~pathviz.survival.cox.format_p`; ``"p n/a"`` for None or NaN.
+
+    Args:
+        p: the p-value (unitless, 0-1), or None when the test was not possible.
+        name: what precedes the relation, e.g. ``"log-rank p"`` -> ``"log-rank p = 0.012"``.
+
+    Returns:
+        The label (plain text, no markup).
+    """
+    if p is None or not np.isfinite(float(p)):
+        return f"{name} n/a"
+    p = float(p)
+    if p < 1e-4:
+        return f"{name} < 0.0001"
+    return f"{name} = {p:.4f}" if p < 0.01 else f"{name} = {p:.3f}"
 
 
 def design_matrix(df: pd.DataFrame, covariates: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from pathviz.errors import PathVizError
+from pathviz.survival.analyses import p_label
 
 METHODS = ("median", "tertiles", "quartiles", "fixed", "optimal")
 
@@ -64,10 +65,12 @@ class Cutoff:
         return out
 
     def provenance(self) -> str:
+        """One line for the UI: method, cut points, where it was fitted and, for ``optimal``, the
+        maxstat statistic and its Lau92 p (``"Lau92 corrected p = 0.012"``)."""
         vals = ", ".join(f"{v:.4g}" for v in self.values)
         text = f"{self.method} cut-off ({vals}) fitted on {self.fitted_on} (n={self.n_fitted})"
         if self.p_value is not None:
-            text += f"; maxstat M={self.statistic:.3f}, Lau92 corrected p={self.p_value:.4g}"
+            text += f"; maxstat M={self.statistic:.3f}, {p_label(self.p_value, 'Lau92 corrected p')}"
         return text
 
 

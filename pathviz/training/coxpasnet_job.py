@@ -20,13 +20,15 @@ import pandas as pd
 from pathviz.cohort import Cohort, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.explain import gene_ranking, pathway_ranking, ranking_stability
-from pathviz.genomics import GeneSetLibrary, default_library, read_gmt
+from pathviz.genomics import GeneSetLibrary, default_library, read_gmt, readable_descriptions
 from pathviz.nn import CoxPASNetModel, TrainConfig
 from pathviz.risk import train_validation_split
 from pathviz.survival import harrell_c
 from pathviz.survival.chance import HeldOutC, held_out_c_index
 
 Progress = Callable[[float, str], None]
+#: Largest GMT file a user may add (MSigDB's full collection of all sets is ~10 MB).
+MAX_GMT_BYTES = 20 * 10**6
 
 
 def coxpasnet_covariates(cohort: Cohort) -> list[str]:
@@ -60,7 +62,8 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
     report = progress or (lambda f, m: None)
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
     if cohort.omics is None:
-        raise PathVizError(f"Cohort {cohort.name!r} has no expression matrix.", "choose a cohort with omics.")
+        raise PathVizError(f"Cohort {cohort.name!r} has no expression matrix, which Cox-PASNet needs.",
+                           f"choose a cohort with expression: {', '.join(cohorts_with_omics())}.")
     clinical = clinical if clinical is not None else coxpasnet_covariates(cohort)
     cohort.check_features(clinical, "Cox-PASNet")
     rankings, first, metrics, held_out_sets, baseline_sets, predictions = [], None, None, [], [], []
@@ -124,6 +127,8 @@ def rank_model(folder: str | Path, top: int = 20) -> dict:
         metrics = json.loads((folder / "metrics.json").read_text())
     except (OSError, ValueError) as exc:
         raise PathVizError(f"{folder} has no stored rankings ({exc}).", "train it with `pathviz train coxpasnet`.", folder) from exc
+    if "description" in pathways.columns:
+        pathways["description"] = readable_descriptions(pathways["pathway"], pathways["description"])
     if (folder / "stability.csv").exists():
         stab = pd.read_csv(folder / "stability.csv")
         pathways = pathways.merge(stab[["pathway", "stability", "runs"]], on="pathway", how="left")
@@ -194,6 +199,9 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
             data = src.read_bytes()
         except OSError as exc:
             raise PathVizError(f"Cannot read {src} ({exc.strerror or exc}).", "give the path of a readable .gmt file.", src) from exc
+    if len(data) > MAX_GMT_BYTES:
+        raise PathVizError(f"{name_or_path} is {len(data) / 1e6:.0f} MB; gene-set files are limited to "
+                           f"{MAX_GMT_BYTES // 10**6} MB.", "split the file or keep only the collections you need.")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name_or_path).stem).strip("._") or "genesets"
     folder = Path(workspace.home) / "genesets"
     folder.mkdir(parents=True, exist_ok=True)

@@ -170,7 +170,13 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     t_start = time.perf_counter()
     cohort = load_cohort(cohort_name)
     if "slide" not in cohort.clinical.columns or cohort.omics is None:
-        raise PathVizError(f"Cohort {cohort_name!r} has no slides or no expression.", "use the demo cohort (`pathviz demo`).")
+        from pathviz.stratify import cohort_has_slides_and_omics
+        from pathviz.cohort import available_cohorts
+
+        ok = [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
+        raise PathVizError(f"Cohort {cohort_name!r} has " + ("no slides" if cohort.omics is not None else "no slides and no expression")
+                           + ": PAGE-Net needs a slide and an expression profile per patient.",
+                           f"use a cohort with both ({', '.join(ok) or 'none here yet: build the demo cohort with `pathviz demo`'}).")
     cohort.check_features(PAGENET_CLINICAL, "PAGE-Net")
     cohort_dir = workspace.home / "cohorts" / cohort_name
     sids = slide_ids_for(workspace, cohort_dir, cohort.clinical["slide"])
