@@ -1,4 +1,11 @@
-"""Pathologist's slide viewer: deep zoom, heatmap overlays, flagged patches, reviews, export."""
+"""Pathologist's slide viewer: deep zoom, heatmap overlays, flagged patches, reviews, export.
+
+Review state (issue 9): the review panel always belongs to the current slide and layer. The patch
+choice (``selected_rank``) is reset to #1 whenever the slide or layer changes, and the form
+(``verdict``, ``comment``) is loaded from the chosen patch's latest saved review, or blank, whenever
+the (slide, layer, patch) it shows changes. Reviews are saved in button callbacks, which run before
+the page is drawn, so the gallery badges, the counter and the export table show a review at once.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +18,26 @@ import streamlit as st
 from pages.ui.context import tile_server, workspace
 from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
-from pathviz.export import flagged_table, to_geojson
-from pathviz.layers.colormap import COLORMAPS, colorize, legend_colors
+from pathviz.export import flagged_table, review_progress, to_geojson
+from pathviz.layers.colormap import COLORMAPS, colorize, legend_colors, percentile_scale, percentile_ticks
 from pathviz.tiles import TILE_SIZE
 from pathviz.training.pagenet_job import FeatureStore
 from pathviz.workspace import read_patch_image
 
 NO_LAYER = "(none)"
 GALLERY_COLUMNS = 5
+BADGES = {"agree": "✅ agree", "disagree": "❌ disagree"}
+#: Keyboard shortcuts of the review buttons (Streamlit's ``st.button(shortcut=...)``; plain keys
+#: are ignored while the cursor is in a text box, so typing a comment never triggers them).
+SHORTCUTS = {"agree": "A", "disagree": "D", "prev": "P", "next": "N"}
+MAPS_CMAP = "inferno"
 
 ws = workspace()
+state = st.session_state
+# The callbacks of one interaction run just before its script run and read "_run" before this line
+# bumps it, so a callback that recorded ``state["_run"] == batch`` belongs to this interaction.
+batch = state.get("_run", 0)
+state["_run"] = batch + 1
 st.title("Slide viewer")
 
 slides = ws.slides()
@@ -49,13 +66,23 @@ if ws.default_grid_key(slide_id) is None:
 
 grid = ws.grid(slide_id)
 layer_names = ws.layer_names(slide_id)
+layer_options = [NO_LAYER] + layer_names
+if state.get("layer") not in layer_options:  # first visit, or a layer this slide lacks: its default layer
+    state["layer"] = layer_options[min(2, len(layer_names))]
 with st.sidebar:
-    layer_name = st.selectbox("Score layer", [NO_LAYER] + layer_names, index=min(2, len(layer_names)), key="layer")
+    layer_name = st.selectbox("Score layer", layer_options, key="layer")
     cmap = st.selectbox("Colour map", COLORMAPS, key="cmap")
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
     show_mask = st.checkbox("Tissue mask", value=False, key="show_mask")
     mask_opacity = st.slider("Mask opacity", 0.0, 1.0, 0.35, 0.05, key="mask_opacity", disabled=not show_mask)
     top_k = st.number_input("Flagged patches (top k)", 1, 100, 10, key="top_k")
+
+# The review panel belongs to this slide and layer: a new slide or layer starts at patch #1.
+panel = (slide_id, layer_name)
+if state.get("_review_panel") not in (None, panel):
+    state["selected_rank"] = 1
+    state.pop("focus", None)  # its rank outlined another layer's (or slide's) patch
+state["_review_panel"] = panel
 
 layer = ws.layer(slide_id, layer_name) if layer_name != NO_LAYER else None
 overlay = None
@@ -64,7 +91,8 @@ if layer is not None:
     with st.sidebar:
         vmin, vmax = st.slider(
             f"Value range ({layer.units})" if layer.units else "Value range",
-            lo, hi, (lo, hi), key=f"range_{slide_id}_{layer.name}", format="%.3g",
+            lo, hi, (lo, hi), step=(hi - lo) / 200 if hi > lo else None,  # the default 0.01 step snaps OD ranges
+            key=f"range_{slide_id}_{layer.name}", format="%.3g",
         )
     overlay = {"layer": layer.name, "cmap": cmap, "vmin": vmin, "vmax": vmax, "opacity": opacity}
 
@@ -88,7 +116,7 @@ if layer is not None:
 
 # -- flagged patches ----------------------------------------------------------------------------
 table = flagged_table(ws, slide_id, layer.name, int(top_k)) if layer is not None else None
-focus = st.session_state.get("focus")
+focus = state.get("focus")
 if focus and focus.get("slide_id") != slide_id:
     focus = None
 flags = [] if table is None else [
@@ -114,17 +142,74 @@ def _crop(home: str, slide_id: str, rect: tuple[int, int, int, int], size: int):
     return read_patch_image(ws, slide_id, rect, size)
 
 
+# -- review callbacks (they run before the next script run draws anything) ---------------------
+def _select(sid: str, rank: int, rect: tuple[int, int, int, int]) -> None:
+    """Show patch ``rank`` in the review panel (form loaded from its saved review) and centre the viewer on it."""
+    state["focus"] = {"slide_id": sid, "rank": int(rank), "x": rect[0], "y": rect[1], "w": rect[2], "h": rect[3],
+                      "nonce": time.time()}
+    state["selected_rank"] = int(rank)
+    state["_review_nav"] = state.get("_run", 0)  # a navigation: the form loads the patch's saved review
+
+
 def _centre(row) -> None:
-    st.session_state["focus"] = {
-        "slide_id": slide_id, "rank": int(row.rank), "x": int(row.x), "y": int(row.y),
-        "w": int(row.width), "h": int(row.height), "nonce": time.time(),
-    }
-    st.session_state["selected_rank"] = int(row.rank)
+    _select(slide_id, int(row.rank), (int(row.x), int(row.y), int(row.width), int(row.height)))
+
+
+def _step(sid: str, lname: str, k: int, step: int) -> None:
+    """Next (+1) or previous (-1) flagged patch of the panel's slide and layer, wrapping round."""
+    rows = flagged_table(ws, sid, lname, k)
+    if rows.empty:
+        return
+    ranks = [int(r) for r in rows["rank"]]
+    cur = state.get("selected_rank")
+    pos = ranks.index(cur) if cur in ranks else -1
+    r = rows.iloc[(pos + step) % len(rows)]
+    _select(sid, int(r["rank"]), (int(r.x), int(r.y), int(r.width), int(r.height)))
+
+
+def _edited() -> None:
+    """The user changed the verdict or comment: remember for which patch, in which interaction."""
+    state["_review_edited"] = (state.get("_run", 0), (state.get("slide_id"), state.get("layer"), state.get("selected_rank")))
+
+
+def _save(sid: str, lname: str, k: int, verdict: str | None = None) -> None:
+    """Save a review of the patch selected in the panel of slide ``sid`` and layer ``lname``.
+
+    ``verdict`` None takes the form's verdict (the Save button); "agree"/"disagree" are the quick
+    buttons. The patch is the selected rank as it is now (a choice made in the same interaction
+    counts); a slide or layer that changed in the same interaction saves nothing.
+    """
+    if (state.get("slide_id"), state.get("layer")) != (sid, lname):
+        state["_review_flash"] = ("error", "The slide or layer changed before the review was saved; nothing was saved.")
+        return
+    verdict = verdict or state.get("verdict")
+    rank = state.get("selected_rank")
+    rows = flagged_table(ws, sid, lname, max(k, rank if isinstance(rank, int) else 1))
+    hit = rows[rows["rank"] == rank]
+    if hit.empty:
+        state["_review_flash"] = ("error", f"Patch {rank!r} is not a flagged patch of this layer; nothing was saved.")
+        return
+    r = hit.iloc[0]
+    rect = (int(r.x), int(r.y), int(r.width), int(r.height))
+    name = state.get("reviewer") or ""
+    try:
+        ws.db.add_review(sid, lname, ws.grid(sid).key, rect, verdict, name, state.get("comment") or "", float(r.score))
+    except PathVizError as exc:
+        state["_review_flash"] = ("error", str(exc))
+        return
+    state["verdict"] = verdict  # the form now shows what was saved
+    state["_review_shown"] = (sid, lname, int(rank))
+    state["_review_flash"] = ("success", f"Saved: {verdict} on patch #{int(rank)} by {name.strip()}.")
 
 
 if table is None:
     st.info("Choose a score layer to see its flagged patches.")
     st.stop()
+
+ranks = [int(r) for r in table["rank"]]
+if state.get("selected_rank") not in ranks:  # e.g. top k lowered below the chosen rank
+    state["selected_rank"] = ranks[0]
+selected_now = int(state["selected_rank"])
 
 st.subheader(f"Top {len(table)} flagged patches · {layer.title}")
 home = str(ws.home)
@@ -134,48 +219,92 @@ for start in range(0, len(table), GALLERY_COLUMNS):
         with col:
             rect = (int(row.x), int(row.y), int(row.width), int(row.height))
             st.image(_crop(home, slide_id, rect, grid.patch_size), width="stretch")
-            badge = {"agree": "✅ agree", "disagree": "❌ disagree"}.get(row.verdict, "unreviewed")
-            st.caption(f"#{row.rank} · score {row.score:.3g} · x {row.x}, y {row.y} · {badge}")
+            badge = BADGES.get(row.verdict, "unreviewed")
+            here = " · **◀ in review**" if int(row.rank) == selected_now else ""
+            st.caption(f"#{row.rank} · score {row.score:.3g} · x {row.x}, y {row.y} · {badge}{here}")
             st.button("Centre", key=f"centre_{row.rank}", on_click=_centre, args=(row,))
 
 # -- review -----------------------------------------------------------------------------------
 st.subheader("Review")
-ranks = [int(r) for r in table["rank"]]
-if st.session_state.get("selected_rank") not in ranks:
-    st.session_state["selected_rank"] = ranks[0]
-selected = st.selectbox(
-    "Patch", ranks, key="selected_rank",
-    format_func=lambda r: f"#{r} · score {table.loc[table['rank'] == r, 'score'].iloc[0]:.3g}",
+done, total = review_progress(table)
+st.progress(done / total if total else 0.0)
+st.markdown(f"<span data-testid='pv-review-counter'>Reviewed {done} of {total}</span> flagged patches of this slide "
+            "and layer", unsafe_allow_html=True)
+st.caption(
+    f"Keyboard: **{SHORTCUTS['agree']}** agree and save · **{SHORTCUTS['disagree']}** disagree and save · "
+    f"**{SHORTCUTS['next']}** next patch · **{SHORTCUTS['prev']}** previous patch "
+    "(they act when the page has the focus: click outside the comment box or the slide viewer first)."
 )
+selected = st.selectbox("Patch", ranks, key="selected_rank", format_func=lambda r: f"#{r}")
 row = table.loc[table["rank"] == selected].iloc[0]
+rect = (int(row.x), int(row.y), int(row.width), int(row.height))
+
+# Load the form from this patch's latest saved review (blank if none) whenever the patch it shows
+# changes, unless the user filled it in for this very patch in this same interaction (e.g. chose
+# patch #2 and typed its comment before the page had rerun); Next / Previous / Centre always load.
+shown = (slide_id, layer.name, int(selected))
+if state.get("_review_shown") != shown:
+    edited_now = state.get("_review_edited") == (batch, shown) and state.get("_review_nav") != batch
+    if not edited_now:
+        state["verdict"] = row.verdict or None
+        state["comment"] = row.comment or ""
+    state["_review_shown"] = shown
+
+st.markdown(
+    f"<div data-testid='pv-review-patch'>Patch <b>#{int(selected)}</b> of <b>{rec.name}</b> · {layer.title} · "
+    f"score <b data-testid='pv-review-score'>{row.score:.3g}</b> · level-0 x {row.x}, y {row.y}, "
+    f"{row.width}x{row.height} px · {BADGES.get(row.verdict, 'unreviewed')}</div>",
+    unsafe_allow_html=True,
+)
 left, right = st.columns([1, 2])
 with left:
-    rect = (int(row.x), int(row.y), int(row.width), int(row.height))
-    st.image(_crop(home, slide_id, rect, grid.patch_size), caption=f"level-0 x {row.x}, y {row.y}, {row.width}x{row.height} px")
+    st.image(_crop(home, slide_id, rect, grid.patch_size), width="stretch")
     meta = layer.meta or {}
     if "top_maps" in meta and "model_version" in meta:  # a PAGE-Net layer: the patch's top maps (seed 000, Fig. 4)
         st.metric("Patient's PAGE-Net prognostic index", f"{meta['prognostic_index']:.3f}")
         try:
             maps = FeatureStore(ws, meta["model_version"]).patch_maps(slide_id, (int(row.x), int(row.y)), meta["top_maps"])
-            top = float(maps.max()) or 1.0
+            scaled = percentile_scale(maps)  # one shared scale for all the maps shown
             map_cols = st.columns(len(maps))
-            for col, j, m in zip(map_cols, meta["top_maps"], maps):
+            for col, j, m in zip(map_cols, meta["top_maps"], scaled):
                 big = np.kron(m, np.ones((16, 16)))  # nearest-neighbour upsampling for display
-                col.image(colorize(big, "inferno", 0.0, top)[..., :3], caption=f"map {j}", width="stretch")
-            st.caption("Activations of the survival-discriminative maps that move the prognostic index most, inside this "
-                       "patch (common colour scale, black = 0).")
+                col.image(colorize(big, MAPS_CMAP, 0.0, 1.0)[..., :3], caption=f"map {j}", width="stretch")
+            ticks = percentile_ticks(maps, (0, 50, 100))
+            bar = ", ".join(legend_colors(MAPS_CMAP))
+            st.markdown(
+                "<div data-testid='pv-maps-legend' style='font-size:0.8em'>"
+                f"<div style='height:10px;background:linear-gradient(to right,{bar});border:1px solid #999'></div>"
+                "<div style='display:flex;justify-content:space-between'>"
+                + "".join(f"<span>{'median' if p == 50 else ('min' if p == 0 else 'max')} {v:.3g}</span>" for p, v in ticks)
+                + "</div></div>",
+                unsafe_allow_html=True,
+            )
+            silent = [str(j) for j, raw in zip(meta["top_maps"], maps) if not np.any(raw)]
+            st.caption(
+                "Activations of the survival-discriminative maps that move the prognostic index most, inside this "
+                "patch, on one shared percentile scale: the colour is the value's rank among all the values of "
+                "these maps (black = lowest, yellow = highest; the bar's labels are the activation values), so a "
+                "weak map keeps its structure."
+                + (f" Map{'s' if len(silent) > 1 else ''} {', '.join(silent)} {'are' if len(silent) > 1 else 'is'} "
+                   "0 everywhere in this patch (no activation), hence black." if silent else "")
+            )
         except PathVizError as exc:
             st.caption(str(exc))
 with right:
-    verdict = st.radio("Verdict", ["agree", "disagree"], horizontal=True, key="verdict")
-    comment = st.text_area("Comment", key="comment")
-    if st.button("Save review", key="save_review", type="primary"):
-        try:
-            ws.db.add_review(slide_id, layer.name, grid.key, rect, verdict, reviewer, comment, float(row.score))
-            st.success(f"Saved: {verdict} on patch #{selected} by {reviewer.strip()}.")
-            table = flagged_table(ws, slide_id, layer.name, int(top_k))
-        except PathVizError as exc:
-            st.error(str(exc))
+    st.radio("Verdict", ["agree", "disagree"], index=None, horizontal=True, key="verdict", on_change=_edited)
+    st.text_area("Comment", key="comment", on_change=_edited)
+    save_args = (slide_id, layer.name, int(top_k))
+    with st.container(horizontal=True):
+        st.button("Save review", key="save_review", type="primary", on_click=_save, args=save_args)
+        st.button("Agree", key="quick_agree", shortcut=SHORTCUTS["agree"], on_click=_save,
+                  args=save_args + ("agree",), help="Save 'agree' with the comment above")
+        st.button("Disagree", key="quick_disagree", shortcut=SHORTCUTS["disagree"], on_click=_save,
+                  args=save_args + ("disagree",), help="Save 'disagree' with the comment above")
+        st.button("Previous", key="prev_patch", shortcut=SHORTCUTS["prev"], on_click=_step, args=save_args + (-1,))
+        st.button("Next patch", key="next_patch", shortcut=SHORTCUTS["next"], on_click=_step, args=save_args + (1,))
+    flash = state.pop("_review_flash", None)
+    if flash:
+        (st.success if flash[0] == "success" else st.error)(flash[1])
     history = [r for r in ws.db.reviews(slide_id, layer.name) if (r.x, r.y, r.width, r.height) == rect]
     for r in reversed(history):
         st.markdown(f"- **{r.verdict}** by {r.reviewer} ({r.created_at:%Y-%m-%d %H:%M} UTC){': ' + r.comment if r.comment else ''}")

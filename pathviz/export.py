@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pathviz.errors import PathVizError
 from pathviz.store.db import as_utc_string
 from pathviz.workspace import Workspace
 
@@ -57,6 +58,17 @@ def flagged_table(workspace: Workspace, slide_id: str, layer_name: str, top_k: i
             }
         )
     return pd.DataFrame(rows)
+
+
+def review_progress(table: pd.DataFrame) -> tuple[int, int]:
+    """``(reviewed, total)``: how many rows of :func:`flagged_table` have a verdict, out of all rows.
+
+    Raises:
+        PathVizError: ``table`` has no ``verdict`` column (not a flagged table).
+    """
+    if "verdict" not in table.columns:
+        raise PathVizError("The table has no verdict column.", "pass the table flagged_table() returns.")
+    return int((table["verdict"].fillna("") != "").sum()), int(len(table))
 
 
 def to_geojson(table: pd.DataFrame, layer_name: str, slide_name: str = "") -> dict:

@@ -60,3 +60,58 @@ def legend_colors(cmap: str, n: int = 11) -> list[str]:
     lut = colormap_lut(cmap)
     picks = lut[np.linspace(0, 255, n).round().astype(int)]
     return ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in picks]
+
+
+def percentile_scale(values: np.ndarray) -> np.ndarray:
+    """Put several maps on one shared colour scale that shows structure: each value becomes its
+    percentile rank among all finite values of ``values``.
+
+    A common linear scale (0 to the overall maximum) paints every map whose values are far below
+    another map's maximum solid black; ranks keep one monotone scale (a higher value is never a
+    darker colour, in any map) and spread the colours over all the values shown.
+
+    Args:
+        values: ``float[...]``, e.g. ``float[n_maps, h, w]``, the maps drawn together. NaN is ignored
+            and stays NaN.
+
+    Returns:
+        ``float32`` of the same shape, in ``[0, 1]``: the fraction of the other finite values that
+        are strictly smaller (0 = the lowest value, ties included; 1 = the unique maximum). All
+        values equal gives 0 everywhere.
+
+    Raises:
+        PathVizError: ``values`` is empty or not numeric.
+    """
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PathVizError("Percentile scaling needs numeric values.", "pass a float array of map activations.") from exc
+    if arr.size == 0:
+        raise PathVizError("Percentile scaling got no values.", "pass at least one map with at least one value.")
+    out = np.full(arr.shape, np.nan, dtype=np.float32)
+    finite = np.isfinite(arr)
+    n = int(finite.sum())
+    if n == 0:
+        return out
+    ordered = np.sort(arr[finite])
+    below = np.searchsorted(ordered, arr[finite], side="left")  # how many values are strictly smaller
+    out[finite] = below / max(n - 1, 1)
+    return out
+
+
+def percentile_ticks(values: np.ndarray, percentiles: tuple[float, ...] = (0, 50, 100)) -> list[tuple[float, float]]:
+    """Legend ticks for :func:`percentile_scale`: ``[(percentile, value)]``, the value (in the maps'
+    own units) found at each percentile (0-100) of all finite ``values``.
+
+    Raises:
+        PathVizError: no finite values, or a percentile outside 0-100.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        raise PathVizError("No finite values to put on a legend.", "check the maps (all NaN or empty).")
+    if any(not 0 <= p <= 100 for p in percentiles):
+        raise PathVizError(f"Percentiles {percentiles} must lie in 0-100.", "use e.g. (0, 50, 100).")
+    # "lower" = a value that occurs in the maps, so the legend names real activations
+    qs = np.percentile(finite, list(percentiles), method="lower")
+    return [(float(p), float(q)) for p, q in zip(percentiles, qs)]

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pathviz.errors import PathVizError, WorkspaceError
+from pathviz.errors import unknown_fix, PathVizError, WorkspaceError
 from pathviz.store.models import Base, Review, SlideRecord
 
 VERDICTS = ("agree", "disagree")
@@ -57,12 +57,12 @@ class Database:
             return list(s.scalars(select(SlideRecord).order_by(SlideRecord.added_at, SlideRecord.slide_id)))
 
     def get_slide(self, slide_id: str) -> SlideRecord:
-        """One slide by id. Raises WorkspaceError naming the known ids if absent."""
+        """One slide by id. Raises WorkspaceError suggesting the closest known ids (never all) if absent."""
         with self.session() as s:
             rec = s.get(SlideRecord, slide_id)
         if rec is None:
-            known = ", ".join(r.slide_id for r in self.slides()) or "none"
-            raise WorkspaceError(f"No slide with id {slide_id!r} in the workspace.", f"known ids: {known}.")
+            raise WorkspaceError(f"No slide with id {slide_id!r} in the workspace.",
+                                 unknown_fix("slides", slide_id, [r.slide_id for r in self.slides()], "pathviz slide list"))
         return rec
 
     def find_slide_by_path(self, path: str) -> SlideRecord | None:
@@ -76,7 +76,7 @@ class Database:
         layer: str,
         grid_key: str,
         rect: tuple[int, int, int, int],
-        verdict: str,
+        verdict: str | None,
         reviewer: str,
         comment: str = "",
         score: float | None = None,
@@ -88,18 +88,20 @@ class Database:
             layer: name of the layer that flagged the patch.
             grid_key: the tile grid (``TileGrid.key``).
             rect: level-0 ``(x, y, width, height)`` of the patch, pixels.
-            verdict: ``"agree"`` or ``"disagree"``.
+            verdict: ``"agree"`` or ``"disagree"`` (None, no verdict chosen, is refused).
             reviewer: who reviews (non-empty).
             comment: free text.
             score: the layer's score for the patch.
 
         Raises:
-            PathVizError: invalid verdict, empty reviewer; WorkspaceError: unknown slide.
+            PathVizError: empty reviewer (checked first), no or invalid verdict; WorkspaceError: unknown slide.
         """
-        if verdict not in VERDICTS:
-            raise PathVizError(f"Verdict {verdict!r} is not one of {VERDICTS}.", "choose agree or disagree.")
         if not reviewer or not reviewer.strip():
             raise PathVizError("A review needs a reviewer name.", "enter your name in the reviewer field.")
+        if verdict is None:
+            raise PathVizError("No verdict chosen.", "choose agree or disagree.")
+        if verdict not in VERDICTS:
+            raise PathVizError(f"Verdict {verdict!r} is not one of {VERDICTS}.", "choose agree or disagree.")
         self.get_slide(slide_id)
         x, y, w, h = (int(v) for v in rect)
         row = Review(
