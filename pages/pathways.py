@@ -30,6 +30,17 @@ LIBRARIES = {"kegg": "KEGG (shipped, org.Hs.eg.db)", "go_bp": "GO biological pro
 st.title("Pathways")
 ws = workspace()
 
+def _add_gmt() -> None:
+    """Button callback (runs before the widgets are drawn, so it may select the new library)."""
+    upload, path = st.session_state.get("pw_gmt_upload"), st.session_state.get("pw_gmt_path", "").strip()
+    try:
+        added = add_user_gmt(ws, upload.getvalue() if upload is not None else None, upload.name if upload is not None else path)
+        st.session_state["pw_library"] = str(added)
+        st.session_state["pw_gmt_error"] = None
+    except PathVizError as exc:
+        st.session_state["pw_gmt_error"] = str(exc)
+
+
 with st.sidebar:
     omics_cohorts = cohorts_with_omics()
     cohort_name = st.selectbox("Cohort", omics_cohorts, key="pw_cohort")
@@ -41,14 +52,9 @@ with st.sidebar:
                    "the workspace's genesets/ folder and offered above.")
         upload = st.file_uploader("Upload a .gmt file", type=["gmt", "txt"], key="pw_gmt_upload")
         gmt_path = st.text_input("…or a path on the server", key="pw_gmt_path", placeholder="/data/h.all.v2024.1.Hs.symbols.gmt")
-        if st.button("Add gene sets", key="pw_gmt_add", disabled=upload is None and not gmt_path.strip()):
-            try:
-                added = add_user_gmt(ws, upload.getvalue() if upload is not None else None,
-                                     upload.name if upload is not None else gmt_path.strip())
-                st.session_state["pw_library"] = str(added)
-                st.rerun()
-            except PathVizError as exc:
-                st.error(str(exc))
+        st.button("Add gene sets", key="pw_gmt_add", disabled=upload is None and not gmt_path.strip(), on_click=_add_gmt)
+        if st.session_state.get("pw_gmt_error"):
+            st.error(st.session_state["pw_gmt_error"])
     seed = int(st.number_input("Split seed", 0, 10_000, 0, key="pw_seed"))
     repeats = int(st.number_input("Repeated splits (stability)", 1, 20, 3, key="pw_repeats"))
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="pw_img")
@@ -132,6 +138,9 @@ if held is None:
 elif held.warning:
     st.error(f"⚠ {held.warning} The pathway and gene rankings below describe what this network fitted, not "
              "biology it found.")
+if held is not None and len(held.splits) > 1:
+    st.caption(f"The rankings, node KM and heatmap below come from the split-{metrics['split_seed']} model (held-out C "
+               f"{held.splits[0]:.3f} on its own validation patients); stability counts the other splits.")
 for note in model.notes_:
     st.caption(note)
 st.caption("Importance: mean |Integrated Gradients| of the prognostic index at the pathway node (captum); direction + means "

@@ -12,6 +12,7 @@ from pathviz.cohort import MARKER_THRESHOLDS, available_cohorts, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
 from pathviz.risk import StoredRiskModel
+from pathviz.survival.chance import HeldOutC
 from pathviz.stratify import cohort_has_slides_and_omics, comparison_summary, feature_summary, stratify_by_risk
 from pathviz.survival import fit_cox, marker_by_stratum, p_label, subgroup_hazard_ratios, treatment_by_stratum
 from pathviz.training.pagenet_job import default_pagenet_dir
@@ -54,8 +55,9 @@ with st.sidebar:
             st.caption(f"PAGE-Net is not trained for this cohort and split seed: train it with `pathviz train pagenet "
                        f"--cohort {cohort_name} --seed {seed}` (the demo build trains it for the demo cohort, seed 0).")
         else:
-            st.caption("PAGE-Net needs a slide and an expression profile per patient; this cohort has "
-                       + ("no slides." if load_cohort(cohort_name).omics is not None else "neither slides nor expression."))
+            _c = load_cohort(cohort_name)
+            _missing = [w for w, ok in (("slides", "slide" in _c.clinical.columns), ("expression", _c.omics is not None)) if not ok]
+            st.caption(f"PAGE-Net needs a slide and an expression profile per patient; this cohort has no {' and no '.join(_missing)}.")
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
 
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
@@ -112,6 +114,9 @@ with right:
     st.markdown("**Discrimination** (held-out validation patients)")
     st.markdown(
         f"- Harrell's C: **{held.headline()}**  \n  <small>{held.method()}</small>\n"
+        + (f"- No-learning baseline, clinical covariates only (same patients): "
+           f"{HeldOutC.from_dict(m['clinical_baseline']).headline()}\n" if m.get("clinical_baseline") else
+           "- No-learning baseline: none (no clinical covariate; chance = 0.5)\n")
         + (f"- Planted truth on the same patients (semi-synthetic cohort): oracle C {m['oracle_c']:.3f}, "
            f"main-effects oracle {m['oracle_main_effects_c']:.3f}\n" if "oracle_c" in m else "")
         + (f"- Uno's C: {m['uno_c']:.3f}\n" if m.get("uno_c") is not None else f"- {m.get('ipcw_note', 'Uno C n/a')}\n")

@@ -219,8 +219,9 @@ def _held_out_lines(held, what: str) -> str:
 
 def cmd_survival_cindex(args) -> int:
     from pathviz.stratify import stratify_by_risk
+    from pathviz.survival.chance import HeldOutC
 
-    strat = stratify_by_risk(args.cohort, seed=args.seed)
+    strat = stratify_by_risk(args.cohort, seed=args.seed, check_groups=False)  # discrimination only: no strata shown
     m = strat.metrics
     payload = {"cohort": args.cohort, "model": "elastic-net Cox (clinical + expression)", "alpha": strat.model.alpha_,
                "features": strat.model.feature_names_, "selected_features": int((strat.model.coef_ != 0).sum()), **m,
@@ -231,6 +232,8 @@ def cmd_survival_cindex(args) -> int:
             f"Uno's C {'n/a' if m['uno_c'] is None else round(m['uno_c'], 3)}; time AUC {aucs}; "
             f"IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
             f"CV C on training {m['cv_c_index']:.3f}"
+            + (f"\nno-learning baseline (clinical covariates only, same patients): "
+               f"{HeldOutC.from_dict(m['clinical_baseline']).headline()}" if m.get("clinical_baseline") else "")
             + (f"\nplanted truth on the same patients: oracle C {m['oracle_c']:.3f}, main-effects oracle "
                f"{m['oracle_main_effects_c']:.3f}" if "oracle_c" in m else "")
             + (f"\nnote: {m['ipcw_note']}" if m.get("ipcw_note") else ""))
@@ -330,7 +333,14 @@ def cmd_heatmap(args) -> int:
             raise PathVizError(f"Layer {layer!r} of {args.slide_id} comes from model {stored}, not {meta.get('version')}.",
                                "retrain with that model folder or omit --model.")
     out = render_layer_png(ws, args.slide_id, layer, args.out, cmap=args.cmap)
-    _print(args, {"slide_id": args.slide_id, "layer": layer, "out": str(out)}, f"{layer} of {args.slide_id} -> {out}")
+    payload, text = {"slide_id": args.slide_id, "layer": layer, "out": str(out)}, f"{layer} of {args.slide_id} -> {out}"
+    if args.model and "held_out" in meta:
+        from pathviz.survival.chance import HeldOutC
+
+        held = HeldOutC.from_dict(meta["held_out"])
+        payload["held_out_c_index"], payload["warning"] = held.to_dict(), held.warning
+        text += "\nmodel: " + _held_out_lines(held, "test patients")
+    _print(args, payload, text)
     return 0
 
 
@@ -444,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_cohort_list(args) -> int:
+    """``pathviz cohort list``: the cohorts available here, with size, genes, slides and endpoints."""
     from pathviz.cohort import available_cohorts, load_cohort
 
     rows = []

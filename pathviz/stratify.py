@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pathviz.cohort import Cohort, CohortError, load_cohort
-from pathviz.risk import CoxnetRiskModel, StoredRiskModel, fit_cohort_risk
+from pathviz.errors import PathVizError
+from pathviz.risk import CoxnetRiskModel, StoredRiskModel, default_covariates, fit_cohort_risk
 from pathviz.survival.chance import HeldOutC, held_out_c_index
 from pathviz.survival import (
     Cutoff,
@@ -79,7 +80,8 @@ def parse_cutoff(text: str) -> tuple[str, float | None]:
 
 
 def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: str = "validation", seed: int = 0,
-                     use_genes: bool = True, model: StoredRiskModel | None = None) -> RiskStratification:
+                     use_genes: bool = True, model: StoredRiskModel | None = None,
+                     check_groups: bool = True) -> RiskStratification:
     """Fit, score and stratify (see module docstring).
 
     The C-index CI uses the fixed bootstrap of :mod:`pathviz.survival.chance` (``BOOTSTRAP_N``
@@ -92,7 +94,8 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     Raises:
         CohortError: the stored model scored other patients than the cohort's.
         SmallGroupError: the cut-off leaves a group with fewer than 5 patients or no events
-            among the evaluated patients (the message names the groups and what to do).
+            among the evaluated patients (the message names the groups and what to do); not
+            raised with ``check_groups=False`` (discrimination only, e.g. ``survival cindex``).
     """
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
     if model is None:
@@ -112,11 +115,12 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     table["percentile"] = table["risk"].rank(pct=True) * 100
     ev = ~train if evaluate_on == "validation" else np.ones(len(table), bool)
     sub = table[ev]
-    check_group_sizes(sub["group"], sub["event"], labels=cut.labels,
-                      context=f"{'validation' if evaluate_on == 'validation' else 'all'} patients, {cut.method} cut-off",
-                      suggest_all_patients=(evaluate_on == "validation"))
-    comparison = km_by_group(sub["time"], sub["event"], sub["group"], reference=cut.labels[0], ordered=cut.labels)
     metrics = risk_metrics(model, cohort, table, train)
+    if check_groups:
+        check_group_sizes(sub["group"], sub["event"], labels=cut.labels,
+                          context=f"{'validation' if evaluate_on == 'validation' else 'all'} patients, {cut.method} cut-off",
+                          suggest_all_patients=(evaluate_on == "validation"))
+    comparison = km_by_group(sub["time"], sub["event"], sub["group"], reference=cut.labels[0], ordered=cut.labels)
     held_out = HeldOutC.from_dict(metrics["held_out"])
     return RiskStratification(cohort, model, table, cut, evaluate_on, comparison, metrics, held_out)
 
@@ -138,6 +142,8 @@ def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table
            "held_out": held.to_dict(), "cv_c_index": model.cv_c_index_,
            "n_training": int(train.sum()), "n_validation": int(val.sum()), "events_validation": int(e[val].sum())}
     out.update(planted_oracle_c(cohort, table.index[val]))
+    base = clinical_baseline(cohort, train)
+    out["clinical_baseline"] = base.to_dict() if base is not None else None
     horizon = min(t[train].max(), t[val].max())
     try:  # IPCW needs the training censoring distribution to be positive over the validation times
         out["uno_c"] = uno_c(t[train], e[train], t[val], e[val], r[val], tau=horizon * 0.99)
@@ -155,6 +161,24 @@ def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table
         out["ibs"] = None
         out["ibs_note"] = str(exc)
     return out
+
+
+def clinical_baseline(cohort: Cohort, train: np.ndarray) -> HeldOutC | None:
+    """The no-learning baseline beside every risk model: an elastic-net Cox on the clinical
+    covariates alone (no expression, no images), fitted on the same training split and scored on
+    the same validation patients, with the same bootstrap CI. None when the cohort has no clinical
+    covariate or too few training events."""
+    covs = default_covariates(cohort)
+    if not covs:
+        return None
+    try:
+        base = CoxnetRiskModel(covs, use_genes=False, outcome_columns=cohort.outcome_columns,
+                               allowed_covariates=cohort.allowed_covariates)
+        base.fit(cohort.clinical[train], None, cohort.time[train], cohort.event[train])
+        r = base.predict_risk(cohort.clinical[~train], None)
+        return held_out_c_index([(cohort.time[~train], cohort.event[~train], r)])
+    except PathVizError:
+        return None
 
 
 def planted_oracle_c(cohort: Cohort, patients) -> dict:
@@ -191,9 +215,11 @@ def stratify_by_column(cohort: Cohort | str, column: str, cutoff: str = "median"
     """
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
     d = cohort.clinical
-    if column not in d.columns or column in ("time", "event"):
-        raise CohortError(f"Cohort {cohort.name!r} has no column {column!r} to group by.",
-                          f"choose risk or one of {', '.join(c for c in d.columns if c not in ('time', 'event'))}.")
+    blocked = {*cohort.outcome_columns, *cohort.id_columns}
+    if column not in d.columns or column in blocked:
+        why = "is an outcome or identifier column" if column in blocked else "has no such column"
+        raise CohortError(f"Cohort {cohort.name!r}: {column!r} {why}; it cannot group patients.",
+                          f"choose risk or one of {', '.join(c for c in d.columns if c not in blocked)}.")
     col = d[column]
     cut = None
     if pd.api.types.is_numeric_dtype(col) and col.nunique() > 6:
@@ -201,6 +227,8 @@ def stratify_by_column(cohort: Cohort | str, column: str, cutoff: str = "median"
         cut = fit_cutoff(col, method, d["time"], d["event"], value=value, fitted_on=f"{cohort.name} (all patients)")
         groups = cut.apply(col)
         ordered = cut.labels
+        check_group_sizes(groups, d["event"], labels=cut.labels, context=f"all patients, {cut.method} cut-off of {column}",
+                          suggest_all_patients=False)
     else:
         groups = col.astype("object").where(col.notna(), "missing").astype(str).to_numpy(dtype=object)
         ordered = None

@@ -63,16 +63,21 @@ def running_app(demo_ws, tmp_path):
         log.close()
 
 
+def launch_chromium(playwright):
+    """Debian's chromium, headless, with the flags this machine's closed network needs."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--no-first-run"],
+    )
+
+
 def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
     from playwright.sync_api import sync_playwright
 
     app_url, tile_url = running_app
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url)
         page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_browser import CHROMIUM, running_app  # noqa: F401 (fixture)
+from test_browser import launch_chromium, running_app  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -24,9 +24,7 @@ def test_patient_page_dead_ends_gone_on_gbsg2(running_app, tmp_path):  # noqa: F
 
     app_url, _ = running_app
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url + "patient")
         _settle(page)

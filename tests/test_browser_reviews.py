@@ -14,79 +14,25 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from test_browser import launch_chromium, running_app  # noqa: F401 (the app on a free port over a copy of the demo workspace)
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("PATHVIZ_CHROMIUM", "/usr/bin/chromium")
-REQUIRED = os.environ.get("PATHVIZ_REQUIRE_BROWSER") == "1"
 WAIT_MS = 20_000
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
-
-
-@pytest.fixture
-def running_app(demo_ws, tmp_path):
-    """The dashboard (streamlit run app.py) on a free port over a copy of the demo workspace."""
-    if not Path(CHROMIUM).exists() or shutil.which("streamlit", path=str(Path(sys.executable).parent)) is None:
-        if REQUIRED:
-            pytest.fail(f"Chromium ({CHROMIUM}) or streamlit missing but PATHVIZ_REQUIRE_BROWSER=1")
-        pytest.skip(f"Chromium not found at {CHROMIUM} (install Debian's chromium to run this test)")
-    port, tile_port = _free_port(), _free_port()
-    env = dict(os.environ, PATHVIZ_HOME=str(demo_ws.home), PATHVIZ_TILE_PORT=str(tile_port))
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "streamlit"), "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-
-
-def test_review_state_in_chromium(running_app, demo_ws, tmp_path):
+def test_review_state_in_chromium(running_app, demo_ws, tmp_path):  # noqa: F811
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     slides = demo_ws.slides()
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(running_app)
+        page.goto(running_app[0])
         page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
 

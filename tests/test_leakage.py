@@ -121,7 +121,8 @@ def test_outcome_like_names_and_clean_names():
                 "recurrence", "last_contact_days", "censored", "PFI.time"):
         assert looks_like_outcome(bad), bad
     for ok in ("age", "stage", "grade", "tsize", "pnodes", "estrec", "progrec", "centre", "treatment", "er_positive",
-               "subtype", "size_num", "metastasis", "ca19_9", "histology"):
+               "subtype", "size_num", "metastasis", "ca19_9", "histology", "node_status", "er_status", "age_years",
+               "pack_years", "smoking_status", "performance_status", "menopausal_status", "days_to_birth"):
         assert not looks_like_outcome(ok), ok
 
 

@@ -107,7 +107,7 @@ def test_uploaded_gmt_is_checked_and_offered(home, tmp_path):
     good = "\n".join(f"SET{k}\tmy set {k}\t" + "\t".join(genes[k:] + genes[:k]) for k in range(3)).encode()
     path = add_user_gmt(ws, good, "My sets.gmt")
     assert path.name == "My_sets.gmt" and path in user_gmt_files(ws)
-    with pytest.raises(PathVizError, match="line 1"):
+    with pytest.raises(PathVizError, match=r"bad\.gmt, line 1"):
         add_user_gmt(ws, b"no tabs here\n", "bad.gmt")
     assert not (Path(home) / "genesets" / "bad.gmt").exists()
     with pytest.raises(PathVizError):
@@ -127,3 +127,18 @@ def test_search_and_node_switch(home):
     assert not at.exception
     after = [c.proto.spec for c in at.get("plotly_chart")]
     assert f"{target}: activation above vs below the median" in after[0] and after[0] != before[0]
+
+
+def test_add_gmt_from_the_page_selects_it(home, tmp_path):
+    gmt = tmp_path / "hallmark_like.gmt"
+    genes = [f"G{i}" for i in range(20)]
+    gmt.write_text("\n".join(f"H{k}\thallmark {k}\t" + "\t".join(genes) for k in range(2)) + "\n")
+    at = page()
+    at.text_input(key="pw_gmt_path").input(str(gmt)).run()
+    at.button(key="pw_gmt_add").click().run()
+    assert not at.exception
+    assert at.selectbox(key="pw_library").value.endswith("hallmark_like.gmt")
+    assert "No Cox-PASNet model for gse4335 with hallmark_like.gmt (yours)" in text(at)
+    at.text_input(key="pw_gmt_path").input(str(tmp_path / "missing.gmt")).run()
+    at.button(key="pw_gmt_add").click().run()
+    assert not at.exception and "Cannot read" in text(at)

@@ -42,6 +42,7 @@ class Endpoint:
 
     @property
     def columns(self) -> tuple[str, str]:
+        """``(time, event)`` column names."""
         return (self.time, self.event)
 
 
@@ -52,8 +53,7 @@ OUTCOME_NAME = re.compile(
     + _ENDPOINT_CODES + r")$"
     + r"|^" + _ENDPOINT_CODES + r"[ _.\-]"
     + r"|[ _.\-]" + _ENDPOINT_CODES + r"$"
-    + r"|[ _.\-](time|event|status|months|days|years|censor|censored|cens)$"
-    + r"|(^|[ _.\-])(days|months|time)[ _.\-]to[ _.\-]"
+    + r"|[ _.\-](event|censor|censored|cens)$"
     + r"|survival|death|vital|censor|follow[ _.\-]?up|last[ _.\-]contact|recurren|relapse|progression",
     re.IGNORECASE,
 )

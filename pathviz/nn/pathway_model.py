@@ -43,12 +43,14 @@ class CoxPASNetModel:
         n_members: networks in the bagged ensemble (1 = a single Cox-PASNet).
         outcome_columns: the cohort's outcome columns (:attr:`pathviz.cohort.Cohort.outcome_columns`);
             fit refuses any of them (or an outcome-like name) among ``clinical``.
+        allowed_covariates: names the cohort cleared despite looking like outcomes.
     """
 
     def __init__(self, library: GeneSetLibrary, clinical: list[str] | None = None, grid: dict | None = None,
                  config: TrainConfig | None = None, min_coverage: float = 0.5, device: str | None = None,
-                 n_members: int = 5, outcome_columns=()):
+                 n_members: int = 5, outcome_columns=(), allowed_covariates=()):
         self.outcome_columns = tuple(outcome_columns)
+        self.allowed_covariates = tuple(allowed_covariates)
         self.n_members = n_members
         self.library = library
         self.clinical = list(clinical) if clinical is not None else ["age"]
@@ -87,7 +89,8 @@ class CoxPASNetModel:
             PathVizError: no expression matrix, a covariate not in the table, patients without
                 expression.
         """
-        check_no_outcome_features(self.clinical, self.outcome_columns, where="Cox-PASNet's clinical layer")
+        check_no_outcome_features(self.clinical, self.outcome_columns, where="Cox-PASNet's clinical layer",
+                                  allowed=self.allowed_covariates)
         time, event = np.asarray(time, float), np.asarray(event, int)
         if omics is None:
             raise PathVizError("Cox-PASNet needs an expression matrix.", "choose a cohort with omics.")

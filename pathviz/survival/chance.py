@@ -94,6 +94,7 @@ class HeldOutC:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HeldOutC":
+        """Rebuild from :meth:`to_dict` output (extra keys such as ``better_than_chance`` ignored)."""
         keys = {"c_index", "lower", "upper", "n", "events", "splits", "sd", "n_boot", "seed"}
         return cls(**{k: v for k, v in d.items() if k in keys})
 

@@ -20,7 +20,7 @@ import pandas as pd
 from pathviz.cohort import Cohort, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.explain import gene_ranking, pathway_ranking, ranking_stability
-from pathviz.genomics import GeneSetLibrary, default_library, read_gmt, readable_descriptions
+from pathviz.genomics import GeneSetLibrary, default_library, read_gmt, read_gmt_text, readable_descriptions
 from pathviz.nn import CoxPASNetModel, TrainConfig
 from pathviz.risk import train_validation_split
 from pathviz.survival import harrell_c
@@ -75,7 +75,7 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
         cfg = TrainConfig(**{**cfg.__dict__, "seed": s})
         t0 = time.perf_counter()
         model = CoxPASNetModel(library, clinical, config=cfg, min_coverage=min_coverage, device=device,
-                               outcome_columns=cohort.outcome_columns)
+                               outcome_columns=cohort.outcome_columns, allowed_covariates=cohort.allowed_covariates)
         model.fit(cohort.clinical[train], cohort.omics, cohort.time[train], cohort.event[train])
         secs = time.perf_counter() - t0
         risk_val = model.predict_risk(cohort.clinical[val], cohort.omics)
@@ -202,6 +202,10 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
     if len(data) > MAX_GMT_BYTES:
         raise PathVizError(f"{name_or_path} is {len(data) / 1e6:.0f} MB; gene-set files are limited to "
                            f"{MAX_GMT_BYTES // 10**6} MB.", "split the file or keep only the collections you need.")
+    lib = read_gmt_text(data, name_or_path)  # errors name the user's file and line, not a temporary copy
+    if not lib.filter_size(15, 300).sets:
+        raise PathVizError(f"{name_or_path}: no gene set has 15-300 genes ({len(lib.sets)} sets read).",
+                           "use a GMT of pathways (e.g. MSigDB Hallmark or Reactome).")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name_or_path).stem).strip("._") or "genesets"
     folder = Path(workspace.home) / "genesets"
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,10 +213,7 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        lib = read_gmt(tmp)
-        if not lib.filter_size(15, 300).sets:
-            raise PathVizError(f"{name_or_path}: no gene set has 15-300 genes ({len(lib.sets)} sets read).",
-                               "use a GMT of pathways (e.g. MSigDB Hallmark or Reactome).")
+        read_gmt(tmp)  # the stored copy reads back
         final = folder / f"{stem}.gmt"
         os.replace(tmp, final)
         return final

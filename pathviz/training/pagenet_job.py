@@ -174,8 +174,9 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
         from pathviz.cohort import available_cohorts
 
         ok = [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
-        raise PathVizError(f"Cohort {cohort_name!r} has " + ("no slides" if cohort.omics is not None else "no slides and no expression")
-                           + ": PAGE-Net needs a slide and an expression profile per patient.",
+        missing = [w for w, ok in (("slides", "slide" in cohort.clinical.columns), ("expression", cohort.omics is not None)) if not ok]
+        raise PathVizError(f"Cohort {cohort_name!r} has no {' and no '.join(missing)}: PAGE-Net needs a slide and an "
+                           "expression profile per patient.",
                            f"use a cohort with both ({', '.join(ok) or 'none here yet: build the demo cohort with `pathviz demo`'}).")
     cohort.check_features(PAGENET_CLINICAL, "PAGE-Net")
     cohort_dir = workspace.home / "cohorts" / cohort_name
@@ -250,7 +251,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     c_test = harrell_c(t[te], e[te], pi[te]).c_index
     # -- comparators ---------------------------------------------------------------------------------
     report(0.8, "comparators: Cox-PASNet (genes + age) and image-only elastic-net Cox")
-    cpn = CoxPASNetModel(lib, PAGENET_CLINICAL, device=device, config=None, outcome_columns=cohort.outcome_columns)
+    cpn = CoxPASNetModel(lib, PAGENET_CLINICAL, device=device, config=None, outcome_columns=cohort.outcome_columns,
+                         allowed_covariates=cohort.allowed_covariates)
     cpn.config.seed = seed
     cpn.fit(cohort.clinical[trva], cohort.omics, t[trva], e[trva])
     c_cpn = harrell_c(t[te], e[te], cpn.predict_risk(cohort.clinical[te], cohort.omics)).c_index
