@@ -12,6 +12,8 @@ Commands::
     pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
     pathviz survival cindex --cohort NAME [--seed N] [--json]
     pathviz cohort list [--json]
+    pathviz models list [--kind K] [--json] | show KIND/NAME[@VERSION] | promote KIND/NAME@VERSION [--alias A]
+    pathviz models rollback KIND/NAME [--alias A]
     pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] [--out DIR]
     pathviz pathways rank --model DIR --top 20 [--json]
     pathviz train pagenet --cohort demo [--seed N] [--out DIR]
@@ -399,6 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0, help="training/validation split seed")
     sp.set_defaults(func=cmd_survival_cindex)
 
+    mod = sub.add_parser("models", help="the model registry: versions, aliases, promote, rollback")
+    msub = mod.add_subparsers(dest="models_command", required=True)
+    sp = with_json(msub.add_parser("list", help="registered model versions"))
+    sp.add_argument("--kind")
+    sp.set_defaults(func=cmd_models_list)
+    sp = with_json(msub.add_parser("show", help="one version's manifest (KIND/NAME[@VERSION|@ALIAS])"))
+    sp.add_argument("ref")
+    sp.set_defaults(func=cmd_models_show)
+    sp = with_json(msub.add_parser("promote", help="point an alias at a version (KIND/NAME@VERSION)"))
+    sp.add_argument("ref")
+    sp.add_argument("--alias", default="production")
+    sp.set_defaults(func=cmd_models_promote)
+    sp = with_json(msub.add_parser("rollback", help="move an alias back to its previous version (KIND/NAME)"))
+    sp.add_argument("ref")
+    sp.add_argument("--alias", default="production")
+    sp.set_defaults(func=cmd_models_rollback)
+
     coh = sub.add_parser("cohort", help="cohorts available here")
     csub = coh.add_subparsers(dest="cohort_command", required=True)
     sp = with_json(csub.add_parser("list", help="cohort names, patients, events, genes, endpoints"))
@@ -451,6 +470,54 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--csv", help="also write the table as CSV")
     sp.set_defaults(func=cmd_export_geojson)
     return p
+
+
+def _registry():
+    from pathviz.store.registry import ModelRegistry
+
+    return ModelRegistry(_workspace().models_dir)
+
+
+def cmd_models_list(args) -> int:
+    """``pathviz models list``: every registered version with its aliases and headline metric."""
+    reg = _registry()
+    rows = []
+    for m in reg.versions(kind=args.kind):
+        aliases = [a for a, v in reg.aliases(m.kind, m.name).items() if v == m.version]
+        rows.append({"ref": m.ref, "created": m.created, "cohort": m.cohort, "aliases": aliases, "status": m.status,
+                     "code_version": m.code_version, "metrics": m.metrics})
+    text = "\n".join(f"{r['ref']:<40} {r['created']}  {r['cohort']:<14} {','.join(r['aliases']) or '-'}" for r in rows)
+    _print(args, {"versions": rows}, text or "no registered model versions")
+    return 0
+
+
+def cmd_models_show(args) -> int:
+    """``pathviz models show KIND/NAME[@VERSION|@ALIAS]``: the manifest (files verified)."""
+    reg = _registry()
+    man = reg.get(args.ref)
+    reg.verify(man)
+    payload = {**man.to_dict(), "aliases": reg.aliases(man.kind, man.name),
+               "alias_history": reg.alias_history(man.kind, man.name)}
+    text = "\n".join([f"{man.ref} ({man.status}), created {man.created} by {man.code_version}",
+                      f"cohort {man.cohort or '-'} (data {man.data_digest or '-'}), split seed {man.split_seed}",
+                      f"params {json.dumps(man.params)}", f"metrics {json.dumps(man.metrics, default=str)}",
+                      f"aliases {json.dumps(payload['aliases'])}", f"{len(man.files)} files verified (SHA-256)"])
+    _print(args, payload, text)
+    return 0
+
+
+def cmd_models_promote(args) -> int:
+    """``pathviz models promote KIND/NAME@VERSION [--alias A]``."""
+    e = _registry().promote(args.ref, alias=args.alias)
+    _print(args, e, f"{args.alias}: {e['previous'] or '-'} -> {e['version']}")
+    return 0
+
+
+def cmd_models_rollback(args) -> int:
+    """``pathviz models rollback KIND/NAME [--alias A]``."""
+    e = _registry().rollback(args.ref, alias=args.alias)
+    _print(args, e, f"{args.alias}: {e['previous']} -> {e['version']} (rolled back)")
+    return 0
 
 
 def cmd_cohort_list(args) -> int:

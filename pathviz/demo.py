@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from pathviz.errors import PathVizError
+from pathviz.store.registry import sha256_file
 from pathviz.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -207,9 +208,4 @@ def demo_ready(workspace: Workspace) -> bool:
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256 = sha256_file  # one SHA-256 helper for the demo files and the model registry
