@@ -19,8 +19,15 @@ from pathviz.nn import CoxPASNetModel
 from pathviz.plots import heatmap_figure, km_figure
 from pathviz.survival import p_label
 from pathviz.risk import StoredRiskModel
-from pathviz.training import load_library, rank_model, train_pathway_model
-from pathviz.training.coxpasnet_job import add_user_gmt, cohorts_with_omics, user_gmt_files
+from pathviz.store.registry import ModelRegistry, RegistryError
+from pathviz.training import rank_model
+from pathviz.training.coxpasnet_job import (
+    add_user_gmt,
+    cohorts_with_omics,
+    coxpasnet_model_name,
+    train_registered_coxpasnet,
+    user_gmt_files,
+)
 from pathviz.training.coxpasnet_job import default_model_dir
 from pathviz.training.pagenet_job import default_pagenet_dir
 
@@ -60,7 +67,18 @@ with st.sidebar:
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="pw_img")
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
 
-folder = default_model_dir(ws.models_dir, cohort_name, lib_name, seed)
+registry = ModelRegistry(ws.models_dir)
+model_name = coxpasnet_model_name(cohort_name, lib_name, seed)
+version = None
+if registry.versions("coxpasnet", model_name):
+    try:
+        version = registry.get(f"coxpasnet/{model_name}")  # the production alias, else the newest version
+        folder = registry.path(version.ref)  # files checked against the manifest
+    except RegistryError as exc:
+        st.error(str(exc))
+        st.stop()
+else:  # a model folder written before the registry
+    folder = default_model_dir(ws.models_dir, cohort_name, lib_name, seed)
 
 
 def pagenet_section() -> None:
@@ -99,7 +117,7 @@ if not (folder / "metrics.json").exists():
     if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
         bar = st.progress(0.0, "starting")
         try:
-            train_pathway_model(cohort_name, load_library(lib_name), folder, seed=seed, repeats=repeats,
+            train_registered_coxpasnet(ws.models_dir, cohort_name, lib_name, seed=seed, repeats=repeats,
                                 progress=lambda f, m: bar.progress(min(f, 1.0), m))
             st.rerun()
         except PathVizError as exc:
@@ -119,6 +137,13 @@ held = ranked["held_out"]
 model = _model(str(folder), (folder / "weights.pt").stat().st_mtime)
 cohort = load_cohort(cohort_name)
 
+if version is not None:
+    al = [a for a, v in registry.aliases("coxpasnet", model_name).items() if v == version.version]
+    newest = registry.versions("coxpasnet", model_name)[-1].version
+    st.caption(f"Model {version.ref} ({', '.join(al) if al else 'newest version, no alias'}), trained {version.created} "
+               f"on {version.cohort} (data {version.data_digest}), split seed {version.split_seed}, {version.code_version}"
+               + (f". A newer version {newest} exists; promote it with `pathviz models promote coxpasnet/{model_name}@{newest}`."
+                  if newest != version.version else "."))
 c1, c2, c3, c4 = st.columns(4)
 if held is not None:
     c1.metric("Held-out C-index" + (" (mean over splits)" if len(held.splits) > 1 else ""), f"{held.c_index:.3f}",

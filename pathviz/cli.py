@@ -245,11 +245,8 @@ def cmd_survival_cindex(args) -> int:
 
 def cmd_train_coxpasnet(args) -> int:
     from pathviz.training import load_library, train_pathway_model
-    from pathviz.training.coxpasnet_job import default_model_dir
+    from pathviz.training.coxpasnet_job import train_registered_coxpasnet
 
-    lib = load_library(args.genesets, args.min_size, args.max_size)
-    if not args.out:  # the workspace's model folder, which the pathway page reads
-        args.out = str(default_model_dir(_workspace().models_dir, args.cohort, args.genesets, args.seed))
     last = [-1]
 
     def progress(frac: float, msg: str) -> None:
@@ -257,8 +254,15 @@ def cmd_train_coxpasnet(args) -> int:
             print(f"[{int(frac * 100):3d}%] {msg}", file=sys.stderr)
             last[0] = int(frac * 100)
 
-    model, metrics = train_pathway_model(args.cohort, lib, args.out, seed=args.seed, repeats=args.repeats,
-                                         min_coverage=args.min_coverage, progress=progress)
+    if args.out:  # a plain folder outside the registry
+        lib = load_library(args.genesets, args.min_size, args.max_size)
+        model, metrics = train_pathway_model(args.cohort, lib, args.out, seed=args.seed, repeats=args.repeats,
+                                             min_coverage=args.min_coverage, progress=progress)
+    else:  # a new version in the workspace's registry, which the pathway page reads
+        man, model, metrics = train_registered_coxpasnet(_workspace().models_dir, args.cohort, args.genesets, args.seed,
+                                                         args.repeats, args.min_size, args.max_size, args.min_coverage,
+                                                         progress=progress)
+        args.out = f"{man.ref} ({_registry().path(man.ref, verify=False)})"
     from pathviz.survival.chance import HeldOutC
 
     held = HeldOutC.from_dict(metrics["held_out"])
@@ -273,7 +277,10 @@ def cmd_train_coxpasnet(args) -> int:
 def cmd_pathways_rank(args) -> int:
     from pathviz.training import rank_model
 
-    r = rank_model(_model_folder(args.model, "pathviz train coxpasnet --cohort NAME"), args.top)
+    folder = Path(args.model)
+    if not folder.exists() and "/" in args.model and not args.model.startswith((".", "/")):
+        folder = _registry().path(args.model)  # a registry reference KIND/NAME[@VERSION|@ALIAS]
+    r = rank_model(_model_folder(str(folder), "pathviz train coxpasnet --cohort NAME"), args.top)
     cols = [c for c in ("rank", "pathway", "description", "importance", "direction", "size", "stability") if c in r["pathways"]]
     held = r["held_out"]
     payload = {"model": str(args.model), "metrics": r["metrics"], "held_out_c_index": held.to_dict() if held else None,
@@ -433,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-size", type=int, default=15)
     sp.add_argument("--max-size", type=int, default=300)
     sp.add_argument("--min-coverage", type=float, default=0.5)
-    sp.add_argument("--out", help="model folder (default: the workspace's models/coxpasnet/<cohort>-<genesets>-seed<seed>, "
-                                  "which the pathway page reads)")
+    sp.add_argument("--out", help="a plain model folder (default: a new registry version coxpasnet/<cohort>-<genesets>-"
+                                  "seed<seed>@vNNNN in the workspace, which the pathway page reads)")
     sp.set_defaults(func=cmd_train_coxpasnet)
 
     sp = with_json(tsub.add_parser("pagenet", help="PAGE-Net on the demo cohort; prints test C-index of 3 models"))
@@ -455,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     pw = sub.add_parser("pathways", help="pathway rankings of a trained model")
     psub = pw.add_subparsers(dest="pathways_command", required=True)
     sp = with_json(psub.add_parser("rank", help="top pathways and genes"))
-    sp.add_argument("--model", required=True)
+    sp.add_argument("--model", required=True, help="a registry reference (coxpasnet/NAME[@VERSION]) or a model folder")
     sp.add_argument("--top", type=int, default=20)
     sp.set_defaults(func=cmd_pathways_rank)
 

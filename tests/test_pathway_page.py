@@ -16,7 +16,8 @@ from pathviz.cli import main
 from pathviz.errors import PathVizError
 from pathviz.settings import Settings
 from pathviz.survival.chance import BOOTSTRAP_N, BOOTSTRAP_SEED, HeldOutC
-from pathviz.training.coxpasnet_job import add_user_gmt, default_model_dir, user_gmt_files
+from pathviz.store.registry import ModelRegistry
+from pathviz.training.coxpasnet_job import add_user_gmt, user_gmt_files
 from pathviz.workspace import Workspace
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "pathways.py")
@@ -42,7 +43,7 @@ CLI_OUTPUT: dict = {}
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A workspace holding a Cox-PASNet model of gse4335 (KEGG, seed 0, 2 splits), trained by the
-    CLI without --out: the model lands in the workspace, where the page finds it."""
+    CLI without --out: a registry version in the workspace, where the page finds it."""
     home = tmp_path_factory.mktemp("pw") / "ws"
     old = os.environ.get("PATHVIZ_HOME")
     os.environ["PATHVIZ_HOME"] = str(home)
@@ -52,8 +53,7 @@ def home(tmp_path_factory):
     CLI_OUTPUT["train"] = out.getvalue()
     out = io.StringIO()
     with redirect_stdout(out):
-        assert main(["pathways", "rank", "--model", str(default_model_dir(Workspace(Settings.from_env(home)).models_dir,
-                                                                          "gse4335", "kegg", 0)), "--json"]) == 0
+        assert main(["pathways", "rank", "--model", "coxpasnet/gse4335-kegg-seed0", "--json"]) == 0
     CLI_OUTPUT["rank"] = json.loads(out.getvalue())
     yield home
     if old is None:
@@ -69,7 +69,10 @@ def test_train_button_builds_model(tmp_path, monkeypatch):
     at.button(key="pw_train").click().run()
     assert not at.exception
     assert "Ranked pathways" in text(at)
-    assert (tmp_path / "ws" / "models" / "coxpasnet" / "gse4335-kegg-seed0" / "weights.pt").exists()
+    man = ModelRegistry(tmp_path / "ws" / "models").get("coxpasnet/gse4335-kegg-seed0")
+    assert man.version == "v0001" and man.cohort == "gse4335" and man.split_seed == 0 and "weights.pt" in man.files
+    assert man.metrics["held_out"]["n_boot"] == BOOTSTRAP_N and len(man.data_digest) == 16
+    assert "coxpasnet/gse4335-kegg-seed0@v0001 (newest version, no alias)" in text(at)
 
 
 def test_rankings_km_and_stability(home):

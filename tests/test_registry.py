@@ -5,7 +5,6 @@ with their history kept, weights load without unpickling code, and the CLI speak
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -28,10 +27,6 @@ def _writer(value: float):
         (folder / "model.json").write_text(json.dumps({"value": value}))
         return {"c_index": value}
     return write
-
-
-def _create(root: str, value: float) -> str:
-    return ModelRegistry(root).create_version("coxpasnet", "gse1992-kegg", _writer(value), cohort="gse1992").version
 
 
 def test_version_round_trip_and_resolution(tmp_path):
@@ -77,11 +72,20 @@ def test_killed_writer_leaves_no_version_and_resubmission_succeeds(tmp_path):
 
 
 def test_concurrent_writers_get_distinct_versions(tmp_path):
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        got = pool.starmap(_create, [(str(tmp_path), 0.1 * i) for i in range(8)])
+    """8 processes register a version of one model at once (released together by a start file)."""
+    go = tmp_path / "go"
+    code = (f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
+            "from pathlib import Path\nfrom pathviz.store.registry import ModelRegistry\n"
+            "def w(d):\n    (d / 'weights.pt').write_bytes(b'w')\n    (d / 'model.json').write_text('{}')\n"
+            f"while not Path({str(go)!r}).exists(): time.sleep(0.01)\n"
+            f"print(ModelRegistry({str(tmp_path / 'reg')!r}).create_version('coxpasnet', 'm', w).version)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    time.sleep(1.0)
+    go.touch()
+    got = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
     assert sorted(got) == [f"v{i:04d}" for i in range(1, 9)]
-    assert len(ModelRegistry(tmp_path).versions()) == 8
+    assert len(ModelRegistry(tmp_path / "reg").versions()) == 8
 
 
 def test_tampered_or_missing_file_is_named(tmp_path):
