@@ -55,9 +55,8 @@ with st.sidebar:
             st.caption(f"PAGE-Net is not trained for this cohort and split seed: train it with `pathviz train pagenet "
                        f"--cohort {cohort_name} --seed {seed}` (the demo build trains it for the demo cohort, seed 0).")
         else:
-            _c = load_cohort(cohort_name)
-            _missing = [w for w, ok in (("slides", "slide" in _c.clinical.columns), ("expression", _c.omics is not None)) if not ok]
-            st.caption(f"PAGE-Net needs a slide and an expression profile per patient; this cohort has no {' and no '.join(_missing)}.")
+            st.caption("PAGE-Net needs a slide and an expression profile per patient; this cohort has no "
+                       + " and no ".join(load_cohort(cohort_name).missing_modalities()) + ".")
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
 
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}

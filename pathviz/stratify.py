@@ -281,4 +281,4 @@ def cohort_has_slides_and_omics(name: str) -> bool:
         c = load_cohort(name)
     except CohortError:
         return False
-    return "slide" in c.clinical.columns and c.omics is not None
+    return not c.missing_modalities()

@@ -118,6 +118,12 @@ class Cohort:
         return [c for c in self.clinical.columns
                 if c not in skip and (c in self.allowed_covariates or not looks_like_outcome(c))]
 
+    def missing_modalities(self) -> list[str]:
+        """What a slide + expression model (PAGE-Net) lacks here: ``"slides"`` (no ``slide``
+        column) and/or ``"expression"`` (no omics matrix); empty when both exist."""
+        return [what for what, ok in (("slides", "slide" in self.clinical.columns), ("expression", self.omics is not None))
+                if not ok]
+
     def check_features(self, features, where: str = "the model") -> None:
         """Refuse outcome columns among ``features`` (see :func:`~pathviz.cohort.endpoints.check_no_outcome_features`).
 

@@ -179,7 +179,7 @@ def user_gmt_files(workspace) -> list[Path]:
 
 def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
     """Check a user's GMT (uploaded bytes, or a path on the server when ``data`` is None) and keep
-    a copy in ``$PATHVIZ_HOME/genesets/`` (written to a temporary name, parsed, then renamed into
+    a copy in ``$PATHVIZ_HOME/genesets/`` (parsed first, then written to a temporary name and renamed into
     place), so the pathway page and ``--genesets FILE`` can use it.
 
     Returns:
@@ -213,7 +213,6 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        read_gmt(tmp)  # the stored copy reads back
         final = folder / f"{stem}.gmt"
         os.replace(tmp, final)
         return final

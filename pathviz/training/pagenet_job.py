@@ -46,6 +46,7 @@ from pathviz.slide.stain import MacenkoNormaliser
 from pathviz.survival import harrell_c
 from pathviz.survival.chance import held_out_c_index
 from pathviz.workspace import Workspace
+from pathviz.training.coxpasnet_job import clinical_cox_risk
 
 Progress = Callable[[float, str], None]
 K1, K2 = 8, 72
@@ -169,12 +170,12 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     report = progress or (lambda f, m: None)
     t_start = time.perf_counter()
     cohort = load_cohort(cohort_name)
-    if "slide" not in cohort.clinical.columns or cohort.omics is None:
-        from pathviz.stratify import cohort_has_slides_and_omics
+    missing = cohort.missing_modalities()
+    if missing:
         from pathviz.cohort import available_cohorts
+        from pathviz.stratify import cohort_has_slides_and_omics
 
         ok = [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
-        missing = [w for w, ok in (("slides", "slide" in cohort.clinical.columns), ("expression", cohort.omics is not None)) if not ok]
         raise PathVizError(f"Cohort {cohort_name!r} has no {' and no '.join(missing)}: PAGE-Net needs a slide and an "
                            "expression profile per patient.",
                            f"use a cohort with both ({', '.join(ok) or 'none here yet: build the demo cohort with `pathviz demo`'}).")
@@ -262,8 +263,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     feat_df = pd.DataFrame(slide_feat, index=pids, columns=[f"map{j}" for j in range(cnn.n_maps)])
     en = CoxnetRiskModel([], use_genes=True, max_genes=cnn.n_maps, seed=seed).fit(cohort.clinical[trva], feat_df, t[trva], e[trva])
     c_en = harrell_c(t[te], e[te], en.predict_risk(cohort.clinical[te], feat_df)).c_index
-    beta_clin = CoxPASNetModel._clinical_cox(C[trva], t[trva], e[trva])  # the no-learning baseline: clinical Cox (age)
-    c_clin = harrell_c(t[te], e[te], C[te] @ beta_clin).c_index if beta_clin is not None else float("nan")
+    # the no-learning baseline: clinical Cox (age) on the same train + validation patients
+    c_clin = harrell_c(t[te], e[te], clinical_cox_risk(cohort.clinical, PAGENET_CLINICAL, trva, t, e)[te]).c_index
     held = held_out_c_index([(t[te], e[te], pi[te])])
     # -- per-patch contributions (Input x Gradient) and map importance ------------------------------------
     report(0.85, "attributing the prognostic index to patches and maps")
