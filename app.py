@@ -1,33 +1,27 @@
-"""PathViz dashboard entry point: ``streamlit run app.py``.
+"""PathViz dashboard entry point: ``streamlit run app.py`` (what ``bash scripts/app.sh`` runs).
 
-Builds the demo workspace on first start (with a progress bar), then shows the pages by role.
+``streamlit run`` finds the ``st.App`` below (Streamlit 1.67 looks for an ``app = st.App(...)``
+assignment in the script, imports this module and serves the App with uvicorn). The App runs
+``dashboard.py`` for every browser session (first-start demo build, pages by role) and adds the
+slide viewer's tile routes (:mod:`pathviz.viewer.routes`), so tiles come from the same host and
+port as the pages, under ``/tiles/`` (``/<server.baseUrlPath>/tiles/`` when a base path is set).
+
+This module is imported, not run as a page: put page code in ``dashboard.py``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+from starlette.middleware import Middleware
 
-from pages.ui.context import workspace
-from pathviz.demo import build_demo, demo_ready
-from pathviz.errors import PathVizError
+from pathviz.viewer.routes import TcpNoDelayMiddleware, tile_routes
 
-st.set_page_config(page_title="PathViz", page_icon="🔬", layout="wide")
-
-ws = workspace()
-if not ws.slides() and not demo_ready(ws):
-    st.title("PathViz")
-    st.write("First start: building the demo workspace from real slides shipped in pip packages…")
-    bar = st.progress(0.0, "starting")
-    try:
-        build_demo(ws, lambda f, m: bar.progress(min(f, 1.0), m))
-    except PathVizError as exc:
-        st.error(f"The demo workspace could not be built: {exc}")
-    bar.empty()
-
-pages = {
-    "Pathologist": [st.Page("pages/slide_viewer.py", title="Slide viewer", icon="🔬", default=True)],
-    "Oncologist": [st.Page("pages/patient.py", title="Patient risk", icon="📈")],
-    "Researcher": [st.Page("pages/pathways.py", title="Pathways", icon="🧬")],
-    "Admin": [st.Page("pages/workspace.py", title="Workspace", icon="🗂️")],
-}
-st.navigation(pages).run()
+# Streamlit does not prefix the routes given to st.App with server.baseUrlPath, so tile_routes does.
+# TcpNoDelayMiddleware: without it every keep-alive response waits ~40 ms (see its docstring).
+app = st.App(
+    Path(__file__).resolve().with_name("dashboard.py"),
+    routes=tile_routes(st.get_option("server.baseUrlPath") or ""),
+    middleware=[Middleware(TcpNoDelayMiddleware)],
+)

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelines import CoxPHFitter  # noqa: E402
 
 from pathviz.cohort import available_cohorts, load_cohort  # noqa: E402
-from pathviz.genomics import default_library  # noqa: E402
-from pathviz.nn import CoxPASNetModel  # noqa: E402
+from pathviz.genomics import MAX_SIZE, MIN_SIZE, default_library  # noqa: E402
+from pathviz.risk.coxpasnet import CoxPASNetModel  # noqa: E402
 from pathviz.risk import CoxnetRiskModel, train_validation_split  # noqa: E402
 from pathviz.survival import harrell_c  # noqa: E402
 
@@ -73,7 +73,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(2)
-    library = default_library("kegg").filter_size(15, 300)
+    library = default_library("kegg").filter_size(MIN_SIZE, MAX_SIZE)
     here = set(available_cohorts())
     rows, diffs = [], []
     print(f"{args.repeats} stratified 70/30 splits per cohort; KEGG library ({len(library)} sets after 15-300 filter)")

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pathviz.cohort import load_cohort  # noqa: E402
 from pathviz.cohort.demo import read_ground_truth  # noqa: E402
 from pathviz.survival import fit_cutoff, harrell_c, marker_by_stratum, treatment_by_stratum  # noqa: E402
-from pathviz.training import train_pagenet_model  # noqa: E402
-from pathviz.workspace import Workspace  # noqa: E402
+from pathviz.jobs.pagenet import train_pagenet_model  # noqa: E402
+from pathviz.store.workspace import Workspace  # noqa: E402
 
 
 def main() -> int:
@@ -59,7 +59,7 @@ def main() -> int:
         hits, chance, ceiling = [], [], []
         for pid in table.index[te]:
             sid = table.at[pid, "slide_id"]
-            layer, grid = ws.layer(sid, "survival_score"), ws.grid(sid)
+            layer, grid = ws.model_layer(sid, "survival_score", {m["layer_tag"]}), ws.grid(sid)
             dense = {(x, y) for x, y, _, _ in truth["patients"][pid]["dense_tiles"]}
             top = layer.top_patches(10)
             hits.append(np.mean([tuple(grid.rect(int(i))[:2]) in dense for i in top]))

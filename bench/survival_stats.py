@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lifelines.utils import concordance_index  # noqa: E402
 from sksurv.metrics import concordance_index_censored  # noqa: E402
 
-from pathviz.plots import km_figure  # noqa: E402
+from pathviz.report.plots import km_figure  # noqa: E402
 from pathviz.survival import harrell_c, km_by_group  # noqa: E402
 
 

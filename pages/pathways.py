@@ -1,35 +1,37 @@
 """Researcher's pathway page: Cox-PASNet pathway and gene rankings, KM by pathway node, heatmap,
-model comparison."""
+model comparison. Rendering only: searches, tables, the heatmap matrix and the comparison come from
+:mod:`pathviz.explain`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages.ui.context import workspace
 from pathviz.cohort import available_cohorts, load_cohort
 from pathviz.errors import PathVizError
-from pathviz.explain import node_km
-from pathviz.genomics import readable_descriptions
-from pathviz.nn import CoxPASNetModel
-from pathviz.plots import heatmap_figure, km_figure
-from pathviz.survival import p_label
-from pathviz.risk import StoredRiskModel
-from pathviz.store.registry import ModelRegistry, RegistryError
-from pathviz.training import rank_model
-from pathviz.training.coxpasnet_job import (
-    add_user_gmt,
-    cohorts_with_omics,
-    coxpasnet_model_name,
-    train_registered_coxpasnet,
-    user_gmt_files,
+from pathviz.explain import (
+    activation_heatmap,
+    filter_genes,
+    filter_pathways,
+    node_km,
+    node_labels,
+    pathway_table,
+    read_model_comparison,
 )
-from pathviz.training.coxpasnet_job import default_model_dir
-from pathviz.training.pagenet_job import default_pagenet_dir
+from pathviz.explain.pagenet import read_pagenet_rankings
+from pathviz.jobs.coxpasnet import add_user_gmt, cohorts_with_omics, rank_model, user_gmt_files
+from pathviz.jobs.queue import JobQueue
+from pathviz.jobs.worker import ensure_worker
+from pathviz.report.plots import heatmap_figure, km_figure
+from pathviz.risk import StoredRiskModel
+from pathviz.risk.coxpasnet import CoxPASNetModel
+from pathviz.risk.registered import version_label
+from pathviz.store.registry import ModelRegistry, RegistryError
+from pathviz.survival import p_label
+from pages.ui.startup import job_progress
 
 BENCH_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "genomic_models.csv"
 LIBRARIES = {"kegg": "KEGG (shipped, org.Hs.eg.db)", "go_bp": "GO biological process (shipped)"}
@@ -62,33 +64,65 @@ with st.sidebar:
         st.button("Add gene sets", key="pw_gmt_add", disabled=upload is None and not gmt_path.strip(), on_click=_add_gmt)
         if st.session_state.get("pw_gmt_error"):
             st.error(st.session_state["pw_gmt_error"])
-    seed = int(st.number_input("Split seed", 0, 10_000, 0, key="pw_seed"))
-    repeats = int(st.number_input("Repeated splits (stability)", 1, 20, 3, key="pw_repeats"))
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="pw_img")
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
 
 registry = ModelRegistry(ws.models_dir)
-model_name = coxpasnet_model_name(cohort_name, lib_name, seed)
+queue = JobQueue(ws.db)
+versions = list(reversed(registry.versions("coxpasnet", cohort_name)))  # newest first
 version = None
-if registry.versions("coxpasnet", model_name):
+if versions:
+    chosen = registry.get(f"coxpasnet/{cohort_name}")  # the production alias, else the newest version
+    aliases = registry.aliases("coxpasnet", cohort_name)
+    by_version = {v: a for a, v in aliases.items()}
+    labels = {m.version: f"{m.version}" + (f" · {by_version[m.version]}" if m.version in by_version else "")
+              + f" · {m.params.get('genesets', '?')}, seed {m.split_seed}" for m in versions}
+    if st.session_state.get("pw_version") not in labels:
+        st.session_state["pw_version"] = chosen.version
+    with st.sidebar:
+        picked = st.selectbox("Model version", list(labels), format_func=labels.get, key="pw_version",
+                              help="Pages use the production version (else the newest); promote one on the admin page.")
     try:
-        version = registry.get(f"coxpasnet/{model_name}")  # the production alias, else the newest version
+        version = registry.get(f"coxpasnet/{cohort_name}@{picked}")
         folder = registry.path(version.ref)  # files checked against the manifest
     except RegistryError as exc:
         st.error(str(exc))
         st.stop()
-else:  # a model folder written before the registry
-    folder = default_model_dir(ws.models_dir, cohort_name, lib_name, seed)
+
+
+def train_section() -> None:
+    """Train a new Cox-PASNet version of this cohort as a background job (gene sets, seed, splits)."""
+    with st.expander("Train a new version", expanded=version is None):
+        running = [j for j in queue.active("coxpasnet") if j.params.get("cohort") == cohort_name]
+        if running:
+            st.caption(f"Job #{running[0].id} is training Cox-PASNet on {cohort_name} in the background.")
+            job_progress(ws, running[0].id)
+            return
+        seed = int(st.number_input("Split seed", 0, 10_000, 0, key="pw_seed"))
+        repeats = int(st.number_input("Repeated splits (stability)", 1, 20, 3, key="pw_repeats"))
+        st.caption(f"New version: {libraries[lib_name]}, split seed {seed}, {repeats} split{'s' if repeats > 1 else ''}. "
+                   f"CLI: `pathviz train coxpasnet --cohort {cohort_name} --genesets {lib_name} --seed {seed} "
+                   f"--repeats {repeats}`. It runs as a background job (see the admin page); you may leave this page.")
+        if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
+            try:
+                job = queue.submit("coxpasnet", {"cohort": cohort_name, "genesets": lib_name, "seed": seed, "repeats": repeats},
+                                   submitted_by="pathway page")
+                ensure_worker(ws.home, job.device)
+                st.rerun()
+            except PathVizError as exc:
+                st.error(str(exc))
 
 
 def pagenet_section() -> None:
     """Rankings of the integrated model (PAGE-Net's genome layers), when one is trained for this cohort."""
-    pg = default_pagenet_dir(ws.models_dir, cohort_name, seed)
-    if not (pg / "pathway_ranking.csv").exists():
+    try:
+        pg_man = registry.get(f"pagenet/{cohort_name}")
+        pg = registry.path(pg_man.ref)
+    except RegistryError:
         return
     st.subheader("Integrated model: PAGE-Net (slides + expression + age)")
-    m = json.loads((pg / "metrics.json").read_text())
-    c = m["test_c_index"]
+    st.caption(f"Model {version_label(registry, pg_man)}, trained {pg_man.created}, split seed {pg_man.split_seed}.")
+    c = pg_man.metrics["test_c_index"]
     pg_held = StoredRiskModel.from_pagenet(pg).held_out()
     st.markdown(f"**Held-out test Harrell's C of PAGE-Net: {pg_held.headline()}** — {pg_held.method()}.")
     st.caption(f"Comparators on the same test patients: Cox-PASNet (genes + age) {c['coxpasnet']:.3f}, image-only Cox-EN "
@@ -98,52 +132,40 @@ def pagenet_section() -> None:
                "layer (KEGG), slide features held fixed.")
     if pg_held.warning:
         st.error(f"⚠ {pg_held.warning}")
-    pw_pg = pd.read_csv(pg / "pathway_ranking.csv")
-    pw_pg["description"] = readable_descriptions(pw_pg["pathway"], pw_pg["description"])
-    st.dataframe(pw_pg[["rank", "pathway", "description", "importance", "direction", "size"]].head(50), hide_index=True,
+    pg_rank = read_pagenet_rankings(pg)
+    st.dataframe(pg_rank.pathway_view(), hide_index=True,
                  key="pg_pathways", column_config={"importance": st.column_config.NumberColumn(format="%.4f")})
-    genes_pg = pd.read_csv(pg / "gene_ranking.csv")
-    st.dataframe(genes_pg.head(50), hide_index=True, key="pg_genes")
+    st.dataframe(pg_rank.gene_view(), hide_index=True, key="pg_genes")
     d1, d2 = st.columns(2)
-    d1.download_button("PAGE-Net pathway ranking (CSV)", pw_pg.to_csv(index=False), file_name=f"pagenet_{cohort_name}_pathways.csv",
-                       key="dl_pg_pathways")
-    d2.download_button("PAGE-Net gene ranking (CSV)", genes_pg.to_csv(index=False), file_name=f"pagenet_{cohort_name}_genes.csv",
-                       key="dl_pg_genes")
+    d1.download_button("PAGE-Net pathway ranking (CSV)", pg_rank.pathways.to_csv(index=False),
+                       file_name=f"pagenet_{cohort_name}_pathways.csv", key="dl_pg_pathways")
+    d2.download_button("PAGE-Net gene ranking (CSV)", pg_rank.genes.to_csv(index=False),
+                       file_name=f"pagenet_{cohort_name}_genes.csv", key="dl_pg_genes")
 
 
-if not (folder / "metrics.json").exists():
-    st.info(f"No Cox-PASNet model for {cohort_name} with {libraries[lib_name]} (seed {seed}) yet. The CLI equivalent is "
-            f"`pathviz train coxpasnet --cohort {cohort_name} --genesets {lib_name} --seed {seed} --repeats {repeats}`.")
-    if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
-        bar = st.progress(0.0, "starting")
-        try:
-            train_registered_coxpasnet(ws.models_dir, cohort_name, lib_name, seed=seed, repeats=repeats,
-                                progress=lambda f, m: bar.progress(min(f, 1.0), m))
-            st.rerun()
-        except PathVizError as exc:
-            st.error(str(exc))
+if version is None:
+    st.info(f"No Cox-PASNet model for {cohort_name} yet: train one below (a background job; the admin page shows it).")
+    train_section()
     pagenet_section()
     st.stop()
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _model(path: str, mtime: float) -> CoxPASNetModel:
-    return CoxPASNetModel.load(path, device="cpu")
+def _model(path: str, ref: str) -> CoxPASNetModel:
+    return CoxPASNetModel.load(path, device="cpu")  # versions are immutable: the reference is the cache key
 
 
 ranked = rank_model(folder, top=10_000)
 metrics = ranked["metrics"]
 held = ranked["held_out"]
-model = _model(str(folder), (folder / "weights.pt").stat().st_mtime)
+model = _model(str(folder), version.ref)
 cohort = load_cohort(cohort_name)
 
-if version is not None:
-    al = [a for a, v in registry.aliases("coxpasnet", model_name).items() if v == version.version]
-    newest = registry.versions("coxpasnet", model_name)[-1].version
-    st.caption(f"Model {version.ref} ({', '.join(al) if al else 'newest version, no alias'}), trained {version.created} "
-               f"on {version.cohort} (data {version.data_digest}), split seed {version.split_seed}, {version.code_version}"
-               + (f". A newer version {newest} exists; promote it with `pathviz models promote coxpasnet/{model_name}@{newest}`."
-                  if newest != version.version else "."))
+newest = versions[0].version
+st.caption(f"Model {version_label(registry, version)}, trained {version.created} on {version.cohort} (data "
+           f"{version.data_digest}) with {version.params.get('genesets', '?')} gene sets, split seed {version.split_seed}, "
+           f"{version.code_version}" + (f". A newer version {newest} exists; compare and promote it on the admin page."
+                                        if newest != version.version else "."))
 c1, c2, c3, c4 = st.columns(4)
 if held is not None:
     c1.metric("Held-out C-index" + (" (mean over splits)" if len(held.splits) > 1 else ""), f"{held.c_index:.3f}",
@@ -159,7 +181,7 @@ c3.metric("Pathways", metrics["pathways"])
 c4.metric("Genes", metrics["genes"])
 if held is None:
     st.error("⚠ This model folder predates the held-out C-index record, so its rankings cannot be checked against "
-             "chance. Retrain it (delete the folder or choose another seed) before reading the rankings.")
+             "chance. Train a new version (below) before reading the rankings.")
 elif held.warning:
     st.error(f"⚠ {held.warning} The pathway and gene rankings below describe what this network fitted, not "
              "biology it found.")
@@ -174,29 +196,19 @@ st.caption("Importance: mean |Integrated Gradients| of the prognostic index at t
 # -- rankings ------------------------------------------------------------------------------------
 st.subheader("Ranked pathways")
 query = st.text_input("Search pathways or genes", key="pw_search")
-pw = ranked["pathways"].copy()
-if query:
-    q = query.strip().lower()
-    pw = pw[pw["pathway"].str.lower().str.contains(q, regex=False) | pw["description"].str.lower().str.contains(q, regex=False)
-            | pw["genes"].str.lower().str.contains(q, regex=False)]
-cols = [c for c in ("rank", "pathway", "description", "importance", "direction", "stability", "size", "set_size", "coverage", "genes")
-        if c in pw.columns]
-st.dataframe(pw[cols], hide_index=True, key="pw_table", column_config={
+st.dataframe(pathway_table(filter_pathways(ranked["pathways"], query)), hide_index=True, key="pw_table", column_config={
     "importance": st.column_config.NumberColumn(format="%.4f"), "coverage": st.column_config.NumberColumn(format="%.2f"),
     "stability": st.column_config.NumberColumn(format="%.2f")})
-st.download_button("Pathway ranking (CSV)", ranked["pathways"].to_csv(index=False), file_name=f"{folder.name}_pathways.csv",
+st.download_button("Pathway ranking (CSV)", ranked["pathways"].to_csv(index=False), file_name=f"coxpasnet_{cohort_name}_{version.version}_pathways.csv",
                    key="dl_pathways")
 st.subheader("Ranked genes")
-genes = ranked["genes"]
-if query:
-    genes = genes[genes["gene"].str.lower().str.contains(query.strip().lower(), regex=False)]
-st.dataframe(genes.head(200), hide_index=True, key="gene_table")
-st.download_button("Gene ranking (CSV)", ranked["genes"].to_csv(index=False), file_name=f"{folder.name}_genes.csv", key="dl_genes")
+st.dataframe(filter_genes(ranked["genes"], query).head(200), hide_index=True, key="gene_table")
+st.download_button("Gene ranking (CSV)", ranked["genes"].to_csv(index=False), file_name=f"coxpasnet_{cohort_name}_{version.version}_genes.csv", key="dl_genes")
 
 # -- KM by node ---------------------------------------------------------------------------------
 st.subheader("Kaplan-Meier by pathway node")
-choice = st.selectbox("Node", ranked["pathways"]["pathway"].tolist(), key="pw_node",
-                      format_func=lambda p: str(ranked["pathways"].set_index("pathway").at[p, "description"]) or p)
+labels = node_labels(ranked["pathways"])
+choice = st.selectbox("Node", list(labels), key="pw_node", format_func=labels.get)
 comp, med = node_km(model, cohort.clinical, cohort.omics, "pathway", choice)
 st.plotly_chart(km_figure(comp, f"{choice}: activation above vs below the median ({med:.3g})"), config=PLOT_CONFIG, key="fig_node_km")
 if comp.logrank is not None:
@@ -205,25 +217,19 @@ if comp.logrank is not None:
 # -- heatmap ------------------------------------------------------------------------------------
 st.subheader("Patients x top pathways")
 top_n = int(st.slider("Pathways shown", 5, min(40, len(ranked["pathways"])), min(15, len(ranked["pathways"])), key="pw_top"))
-acts = model.node_activations(cohort.clinical, cohort.omics)["pathway"]
-risk = model.predict_risk(cohort.clinical, cohort.omics)
-top_paths = ranked["pathways"]["pathway"].head(top_n).tolist()
-idx = [model.pathways_.index(p) for p in top_paths]
-order = np.argsort(risk)
-heat = pd.DataFrame(acts[order][:, idx], index=cohort.clinical.index[order], columns=top_paths)
-st.plotly_chart(heatmap_figure(heat, "Pathway-node activation (tanh)", "activation"), config=PLOT_CONFIG, key="fig_heat")
-st.download_button("Heatmap data (CSV)", heat.assign(prognostic_index=risk[order]).to_csv(), file_name=f"{folder.name}_heatmap.csv",
-                   key="dl_heat")
+heat = activation_heatmap(model, cohort.clinical, cohort.omics, ranked["pathways"]["pathway"].head(top_n).tolist())
+st.plotly_chart(heatmap_figure(heat.activations, "Pathway-node activation (tanh)", "activation"), config=PLOT_CONFIG,
+                key="fig_heat")
+st.download_button("Heatmap data (CSV)", heat.to_frame().to_csv(), file_name=f"coxpasnet_{cohort_name}_{version.version}_heatmap.csv", key="dl_heat")
 
+train_section()
 pagenet_section()
 
 # -- model comparison ------------------------------------------------------------------------------
 st.subheader("Model comparison (bench/genomic_models.py)")
-if BENCH_RESULTS.exists():
-    bench = pd.read_csv(BENCH_RESULTS)
-    bench["C-index"] = bench["c_index_mean"].map("{:.3f}".format) + " ± " + bench["c_index_sd"].map("{:.3f}".format)
-    table = bench.pivot(index="cohort", columns="model", values="C-index").rename(
-        columns={"coxpasnet": "Cox-PASNet", "coxnet": "elastic-net Cox (same genes + age)", "clinical": "clinical Cox (age)"})
+comparison = read_model_comparison(BENCH_RESULTS)
+if comparison is not None:
+    bench, table = comparison
     st.dataframe(table, key="bench_table")
     st.caption(f"Held-out C-index over {int(bench['splits'].max())} stratified 70/30 splits per cohort.")
     st.download_button("Comparison (CSV)", bench.to_csv(index=False), file_name="genomic_models.csv", key="dl_bench")

@@ -1,21 +1,32 @@
 """Oncologist's patient page: risk, stratum, predicted survival, cohort KM, marker and treatment
-panels, discrimination card, downloads."""
+panels, discrimination card, downloads. Rendering only: every table, mask and grid comes from
+:mod:`pathviz.risk.stratify`."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages.ui.context import workspace
-from pathviz.cohort import MARKER_THRESHOLDS, available_cohorts, load_cohort
+from pathviz.cohort import available_cohorts, load_cohort
 from pathviz.errors import PathVizError
-from pathviz.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
-from pathviz.risk import StoredRiskModel
+from pathviz.report.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
 from pathviz.survival.chance import HeldOutC
-from pathviz.stratify import cohort_has_slides_and_omics, comparison_summary, feature_summary, stratify_by_risk
-from pathviz.survival import fit_cox, marker_by_stratum, p_label, subgroup_hazard_ratios, treatment_by_stratum
-from pathviz.training.pagenet_job import default_pagenet_dir
+from pathviz.risk.stratify import (
+    adjustment_covariates,
+    cohort_has_slides_and_omics,
+    comparison_summary,
+    cutoff_spec,
+    default_marker,
+    feature_summary,
+    marker_threshold,
+    stratify_by_risk,
+    subgroup_table,
+    subgroup_variables,
+    with_high_risk,
+)
+from pathviz.survival import fit_cox, marker_by_stratum, p_label, treatment_by_stratum
+from pathviz.risk.registered import chosen_risk_versions, load_registered_risk, version_label
+from pathviz.store.registry import ModelRegistry
 
 CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles", "optimal": "Optimal (maxstat)",
            "fixed": "Fixed value"}
@@ -23,7 +34,8 @@ CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles",
 st.title("Patient risk")
 
 
-RISK_MODELS = {"elastic_net": "Elastic-net Cox (expression + clinical)", "pagenet": "PAGE-Net (slides + expression + age)"}
+RISK_MODELS = {"elastic_net": "Elastic-net Cox (expression + clinical)", "pagenet": "PAGE-Net (slides + expression + age)",
+               "coxpasnet": "Cox-PASNet (genes -> pathways -> Cox)"}
 
 
 @st.cache_resource(show_spinner="Fitting the elastic-net Cox model on the training split…", max_entries=16)
@@ -31,9 +43,12 @@ def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int):
     return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, seed=seed)
 
 
-@st.cache_resource(show_spinner="Reading PAGE-Net's prognostic index…", max_entries=16)
-def _stratify_pagenet(cohort: str, folder: str, stamp: float, cutoff: str, evaluate_on: str, seed: int):
-    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, seed=seed, model=StoredRiskModel.from_pagenet(folder))
+@st.cache_resource(show_spinner="Scoring the cohort with the registered model…", max_entries=16)
+def _stratify_registered(cohort: str, ref: str, cutoff: str, evaluate_on: str):
+    """A registry version's scores (``ref`` names one immutable version, so it is the cache key)."""
+    registry = ModelRegistry(workspace().models_dir)
+    model = load_registered_risk(registry, ref, load_cohort(cohort))
+    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, model=model)
 
 
 with st.sidebar:
@@ -43,17 +58,22 @@ with st.sidebar:
                             disabled=method != "fixed")
     evaluate_on = st.radio("Statistics on", ["validation", "all"], key="evaluate_on",
                            format_func=lambda v: "validation patients" if v == "validation" else "all patients")
-    seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
-    pagenet_dir = default_pagenet_dir(workspace().models_dir, cohort_name, seed)
-    has_pagenet = (pagenet_dir / "metrics.json").exists()
-    if not has_pagenet and st.session_state.get("risk_model") == "pagenet":  # e.g. after switching cohort
+    registry = ModelRegistry(workspace().models_dir)
+    registered = chosen_risk_versions(registry, cohort_name)  # production alias, else the newest version
+    options = ["elastic_net", *registered]
+    if st.session_state.get("risk_model") not in options:  # e.g. after switching cohort
         st.session_state["risk_model"] = "elastic_net"
-    risk_model = st.radio("Risk model", list(RISK_MODELS) if has_pagenet else ["elastic_net"], format_func=RISK_MODELS.get,
-                          key="risk_model")
-    if not has_pagenet:
+    risk_model = st.radio("Risk model", options, format_func=RISK_MODELS.get, key="risk_model")
+    if risk_model in registered:
+        st.caption(f"Model {version_label(registry, registered[risk_model])}; its own split (seed "
+                   f"{registered[risk_model].split_seed}). Promote or roll back versions on the admin page.")
+        seed = registered[risk_model].split_seed
+    else:
+        seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
+    if "pagenet" not in registered:
         if cohort_has_slides_and_omics(cohort_name):
-            st.caption(f"PAGE-Net is not trained for this cohort and split seed: train it with `pathviz train pagenet "
-                       f"--cohort {cohort_name} --seed {seed}` (the demo build trains it for the demo cohort, seed 0).")
+            st.caption(f"PAGE-Net is not trained for this cohort: train it on the admin page (or `pathviz train pagenet "
+                       f"--cohort {cohort_name}`; the demo build trains it for the demo cohort).")
         else:
             st.caption("PAGE-Net needs a slide and an expression profile per patient; this cohort has no "
                        + " and no ".join(load_cohort(cohort_name).missing_modalities()) + ".")
@@ -67,10 +87,9 @@ st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}
            f"times in months ({cohort.time_unit_note})")
 
 try:
-    cut_arg = str(fixed) if method == "fixed" else method
-    if risk_model == "pagenet":
-        strat = _stratify_pagenet(cohort_name, str(pagenet_dir), (pagenet_dir / "metrics.json").stat().st_mtime, cut_arg,
-                                  evaluate_on, seed)
+    cut_arg = cutoff_spec(method, fixed)
+    if risk_model in registered:
+        strat = _stratify_registered(cohort_name, registered[risk_model].ref, cut_arg, evaluate_on)
     else:
         strat = _stratify(cohort_name, cut_arg, evaluate_on, seed)
 except PathVizError as exc:
@@ -82,8 +101,7 @@ if strat.held_out.warning:
 
 table = strat.table
 cut = strat.cutoff
-val_ids = table.index[table["split"] == "validation"].tolist()
-patient = st.selectbox("Patient", table.index.tolist(), index=table.index.get_loc(val_ids[0]) if val_ids else 0,
+patient = st.selectbox("Patient", table.index.tolist(), index=strat.default_patient(),
                        key="patient", format_func=lambda p: f"{p} ({table.at[p, 'split']})")
 row = table.loc[patient]
 
@@ -99,13 +117,10 @@ st.caption(f"Cut-off: {cut.provenance()}; applied unchanged to {'validation' if 
 
 left, right = st.columns(2)
 with left:
-    horizon = float(table["time"].max())
-    grid = np.linspace(0, horizon, 120)
-    sf = strat.model.predict_survival_function(cohort.clinical.loc[[patient]], cohort.omics, grid)[0]
-    km_all = strat.comparison.curves
-    st.plotly_chart(survival_curve_figure(grid, sf, f"Predicted survival of {patient}"), config=PLOT_CONFIG,
-                    key="fig_patient")
-    st.download_button("Predicted curve (CSV)", pd.DataFrame({"months": grid, "survival": sf}).to_csv(index=False),
+    curve = strat.survival_curve(patient)
+    st.plotly_chart(survival_curve_figure(curve["months"].to_numpy(), curve["survival"].to_numpy(),
+                                          f"Predicted survival of {patient}"), config=PLOT_CONFIG, key="fig_patient")
+    st.download_button("Predicted curve (CSV)", curve.to_csv(index=False),
                        file_name=f"{patient}_predicted_survival.csv", key="dl_patient")
 with right:
     m = strat.metrics
@@ -121,14 +136,18 @@ with right:
         + (f"- Uno's C: {m['uno_c']:.3f}\n" if m.get("uno_c") is not None else f"- {m.get('ipcw_note', 'Uno C n/a')}\n")
         + "".join(f"- Time-dependent AUC at {k:g} months: {v:.3f}\n" for k, v in m["auc"].items())
         + (f"- Integrated Brier score: {m['ibs']:.4f}\n" if m.get("ibs") is not None else "- Integrated Brier score: n/a\n")
-        + (f"- Mean inner-validation C of the bagged networks: {m['cv_c_index']:.3f}" if isinstance(strat.model, StoredRiskModel)
-           else f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}"),
+        + {"pagenet": f"- Mean inner-validation C of the bagged networks: {m['cv_c_index']:.3f}",
+           "coxpasnet": f"- Inner-validation C (early stopping, grid): {m['cv_c_index']:.3f}"}.get(
+            risk_model, f"- Cross-validated C on training (alpha choice): {m['cv_c_index']:.3f}"),
         unsafe_allow_html=True,
     )
-    if isinstance(strat.model, StoredRiskModel):
+    if risk_model == "pagenet":
         st.markdown(f"**Model**: {strat.model.description} Training = PAGE-Net's train + validation patients; "
                     "validation here = its held-out test patients. The slide viewer shows its survival-discriminative "
                     "layers (`survival_score`, `survival_maps`).")
+    elif risk_model == "coxpasnet":
+        st.markdown(f"**Model**: {strat.model.description} Training = the patients of the version's training split; "
+                    "validation here = its held-out validation patients. Its pathway rankings are on the Pathways page.")
     else:
         fs = feature_summary(strat.model, cohort)
         st.markdown(f"**Model**: elastic-net Cox on {fs['n_clinical']} clinical covariates "
@@ -143,14 +162,12 @@ fig = km_figure(strat.comparison, f"{cohort.name}", highlight=str(row["group"]))
 st.plotly_chart(fig, config=PLOT_CONFIG, key="fig_km")
 for note in strat.comparison.notes:
     st.warning(note)
-km_data = pd.concat([c.to_frame() for c in strat.comparison.curves])
 d1, d2 = st.columns(2)
-d1.download_button("KM curves (CSV)", km_data.to_csv(index=False), file_name=f"{cohort.name}_km_by_risk.csv", key="dl_km")
+d1.download_button("KM curves (CSV)", strat.km_table().to_csv(index=False), file_name=f"{cohort.name}_km_by_risk.csv", key="dl_km")
 d2.download_button("Patients, risks and strata (CSV)", table.to_csv(), file_name=f"{cohort.name}_risk_table.csv", key="dl_table")
 
-ev_mask = (table["split"] == "validation") if strat.evaluated_on == "validation" else pd.Series(True, index=table.index)
-sub = cohort.clinical.loc[ev_mask[ev_mask].index].assign(risk_group=table.loc[ev_mask, "group"])
-two_groups = len(cut.labels) == 2
+sub = strat.evaluated_patients()
+two_groups = strat.two_groups
 
 # -- serum marker ------------------------------------------------------------------------------
 st.subheader("Serum marker inside each risk group")
@@ -160,10 +177,9 @@ if not cohort.markers:
 elif not two_groups:
     st.info("The marker analysis compares two risk groups; choose a median, optimal or fixed cut-off.")
 else:
-    default = "ca19_9" if "ca19_9" in cohort.markers else cohort.markers[0]
-    marker = st.selectbox("Marker", cohort.markers, index=cohort.markers.index(default), key="marker")
-    unit, thr_default = MARKER_THRESHOLDS.get(marker, ("", float(cohort.clinical[marker].median())))
-    thr = st.number_input(f"Threshold ({unit})" if unit else "Threshold", value=float(thr_default), key=f"thr_{marker}")
+    marker = st.selectbox("Marker", cohort.markers, index=cohort.markers.index(default_marker(cohort)), key="marker")
+    unit, thr_default = marker_threshold(cohort, marker)
+    thr = st.number_input(f"Threshold ({unit})" if unit else "Threshold", value=thr_default, key=f"thr_{marker}")
     eff = marker_by_stratum(sub["time"], sub["event"], sub["risk_group"].to_numpy(), sub[marker].to_numpy(), thr, marker)
     st.plotly_chart(effect_by_stratum_figure(eff, f"{marker} > {thr:g} vs <= {thr:g}"), config=PLOT_CONFIG, key="fig_marker")
     for s in eff.strata:
@@ -188,12 +204,10 @@ else:
 
 # -- multivariable and subgroups --------------------------------------------------------------------
 st.subheader("Multivariable Cox and subgroups")
-covs = [c for c in cohort.clinical_covariates()
-        if c != cohort.centre and (pd.api.types.is_numeric_dtype(sub[c]) or sub[c].nunique() <= 12)]
-chosen = st.multiselect("Adjust for", [c for c in covs if c != cohort.treatment], default=[c for c in covs if c in ("age",)],
-                        key="adjust")
+adjust_options, adjust_default = adjustment_covariates(cohort, sub)
+chosen = st.multiselect("Adjust for", adjust_options, default=adjust_default, key="adjust")
 if two_groups:
-    mv = sub.assign(high_risk=(sub["risk_group"] == cut.labels[-1]).astype(float))
+    mv = with_high_risk(sub, cut)
     try:
         tab = fit_cox(mv, ["high_risk"] + chosen)
         st.plotly_chart(forest_figure(tab.to_frame(), title=f"Multivariable Cox (n={tab.n}, events={tab.events}"
@@ -209,10 +223,9 @@ if two_groups:
                         f"{strat_tab.terms[0].label()}")
         except PathVizError as exc:
             st.caption(f"Stratified Cox by centre not estimable: {exc}")
-    by = [c for c in chosen + ([cohort.treatment] if cohort.treatment else []) if c in sub.columns]
+    by = subgroup_variables(cohort, sub, chosen)
     if by:
-        sg = subgroup_hazard_ratios(sub, "risk_group", by, high=cut.labels[-1], low=cut.labels[0])
-        sg["label"] = sg["variable"] + ": " + sg["level"].astype(str)
+        sg = subgroup_table(sub, by, cut)
         st.plotly_chart(forest_figure(sg, "label", "High vs low risk within subgroups"), config=PLOT_CONFIG, key="fig_subgroups")
         st.download_button("Subgroup table (CSV)", sg.to_csv(index=False), file_name="subgroups.csv", key="dl_subgroups")
 else:

@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import streamlit as st
 
-from pages.ui.context import tile_server, workspace
+from pages.ui.context import VIEWER_TILE_URL, tile_service, workspace
 from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
-from pathviz.export import flagged_table, review_progress, to_geojson
-from pathviz.layers.colormap import COLORMAPS, colorize, legend_colors, percentile_scale, percentile_ticks
-from pathviz.tiles import TILE_SIZE
-from pathviz.training.pagenet_job import FeatureStore
-from pathviz.workspace import read_patch_image
+from pathviz.report.export import flagged_table, review_progress, to_geojson
+from pathviz.layers.colormap import COLORMAPS, legend_colors
+from pathviz.viewer.maps import patch_map_images
+from pathviz.viewer.tiles import TILE_SIZE
+from pathviz.store.features import FeatureStore
+from pathviz.store.registry import ModelRegistry, chosen_layer_tags
+from pathviz.store.workspace import read_patch_image
 
 NO_LAYER = "(none)"
 GALLERY_COLUMNS = 5
@@ -30,7 +31,6 @@ BADGES = {"agree": "✅ agree", "disagree": "❌ disagree"}
 #: Keyboard shortcuts of the review buttons (Streamlit's ``st.button(shortcut=...)``; plain keys
 #: are ignored while the cursor is in a text box, so typing a comment never triggers them).
 SHORTCUTS = {"agree": "A", "disagree": "D", "prev": "P", "next": "N"}
-MAPS_CMAP = "inferno"
 
 ws = workspace()
 state = st.session_state
@@ -58,14 +58,16 @@ if ws.default_grid_key(slide_id) is None:
         bar = st.progress(0.0, "analysing")
         try:
             ws.analyse(slide_id, progress=lambda f, m: bar.progress(min(f, 1.0), m))
-            tile_server().service.invalidate(slide_id)
+            tile_service().invalidate(slide_id)
             st.rerun()
         except PathVizError as exc:
             st.error(str(exc))
     st.stop()
 
 grid = ws.grid(slide_id)
-layer_names = ws.layer_names(slide_id)
+# model layers: only those of the versions the product uses (production alias, else newest); a
+# retrained model writes its own layers and never replaces another version's
+layer_names = ws.layer_names(slide_id, model_tags=chosen_layer_tags(ModelRegistry(ws.models_dir)))
 layer_options = [NO_LAYER] + layer_names
 if state.get("layer") not in layer_options:  # first visit, or a layer this slide lacks: its default layer
     state["layer"] = layer_options[min(2, len(layer_names))]
@@ -126,9 +128,8 @@ flags = [] if table is None else [
 if not frontend_installed():
     st.error("The viewer's JavaScript is not installed. Run `python scripts/fetch_frontend.py` (scripts/app.sh does this).")
 else:
-    server = tile_server()
     slide_viewer(
-        tile_url=server.url,
+        tile_url=VIEWER_TILE_URL,  # the app's own server (same origin): see pages/ui/context.py
         slide={"id": slide_id, "width": rec.width, "height": rec.height, "tile_size": TILE_SIZE, "mpp": rec.mpp},
         overlay=overlay,
         mask={"show": bool(show_mask), "opacity": float(mask_opacity)},
@@ -264,13 +265,12 @@ with left:
         st.metric("Patient's PAGE-Net prognostic index", f"{meta['prognostic_index']:.3f}")
         try:
             maps = FeatureStore(ws, meta["model_version"]).patch_maps(slide_id, (int(row.x), int(row.y)), meta["top_maps"])
-            scaled = percentile_scale(maps)  # one shared scale for all the maps shown
+            shown = patch_map_images(maps)  # one shared percentile scale, upsampled for display
             map_cols = st.columns(len(maps))
-            for col, j, m in zip(map_cols, meta["top_maps"], scaled):
-                big = np.kron(m, np.ones((16, 16)))  # nearest-neighbour upsampling for display
-                col.image(colorize(big, MAPS_CMAP, 0.0, 1.0)[..., :3], caption=f"map {j}", width="stretch")
-            ticks = percentile_ticks(maps, (0, 50, 100))
-            bar = ", ".join(legend_colors(MAPS_CMAP))
+            for col, j, img in zip(map_cols, meta["top_maps"], shown.images):
+                col.image(img, caption=f"map {j}", width="stretch")
+            ticks = shown.ticks
+            bar = ", ".join(shown.legend)
             st.markdown(
                 "<div data-testid='pv-maps-legend' style='font-size:0.8em'>"
                 f"<div style='height:10px;background:linear-gradient(to right,{bar});border:1px solid #999'></div>"
@@ -279,7 +279,7 @@ with left:
                 + "</div></div>",
                 unsafe_allow_html=True,
             )
-            silent = [str(j) for j, raw in zip(meta["top_maps"], maps) if not np.any(raw)]
+            silent = [str(j) for j, off in zip(meta["top_maps"], shown.silent) if off]
             st.caption(
                 "Activations of the survival-discriminative maps that move the prognostic index most, inside this "
                 "patch, on one shared percentile scale: the colour is the value's rank among all the values of "

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages.ui.context import tile_server, workspace
-from pathviz.demo import DEMO_FILES, build_demo, demo_ready
+from pages.ui.context import tile_service, workspace
+from pages.ui.startup import PARTS, job_progress, submit_demo_job
+from pathviz.jobs.demo import DEMO_FILES, demo_status
+from pathviz.jobs.queue import JobQueue
 from pathviz.errors import PathVizError
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES
 
@@ -34,15 +36,17 @@ st.markdown(
     + "; ".join(f"`{d.member}` from {d.package} {d.version}" for d in DEMO_FILES)
     + ". The tiatoolbox PNG carries no mpp; PathViz declares 0.5 µm/px for it."
 )
-if demo_ready(ws):
-    st.success("Demo slides are registered and analysed.")
-elif st.button("Build demo workspace", key="build_demo"):
-    bar = st.progress(0.0, "starting")
-    try:
-        build_demo(ws, lambda f, m: bar.progress(min(f, 1.0), m))
-        st.rerun()
-    except PathVizError as exc:
-        st.error(str(exc))
+status = demo_status(ws)
+st.markdown("\n".join(f"- {'✅' if ok else '❌'} {PARTS[k]}" for k, ok in status.items()))
+active = JobQueue(ws.db).active("demo")
+if active:
+    st.caption(f"The demo build runs in the background (job #{active[0].id}); closing this tab does not stop it.")
+    job_progress(ws, active[0].id)
+elif all(status.values()):
+    st.success("The demo workspace is complete: slides, demo cohort and PAGE-Net.")
+elif st.button("Build the demo workspace" if not any(status.values()) else "Resume the demo build", key="build_demo"):
+    submit_demo_job(ws)  # idempotent: built parts are kept, the rest is built by a background job
+    st.rerun()
 
 st.subheader("Add a slide")
 kinds = ", ".join(s.lstrip(".") for s in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES)
@@ -61,6 +65,6 @@ if submitted:
         if analyse:
             bar = st.progress(0.0, "analysing")
             ws.analyse(rec.slide_id, progress=lambda f, m: bar.progress(min(f, 1.0), m))
-            tile_server().service.invalidate(rec.slide_id)
+            tile_service().invalidate(rec.slide_id)
     except PathVizError as exc:
         st.error(str(exc))

@@ -14,10 +14,14 @@ Commands::
     pathviz cohort list [--json]
     pathviz models list [--kind K] [--json] | show KIND/NAME[@VERSION] | promote KIND/NAME@VERSION [--alias A]
     pathviz models rollback KIND/NAME [--alias A]
-    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] [--out DIR]
-    pathviz pathways rank --model DIR --top 20 [--json]
-    pathviz train pagenet --cohort demo [--seed N] [--out DIR]
-    pathviz heatmap SLIDE_ID [--model DIR] --kind survival-maps --out FILE.png
+    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R]
+    pathviz train pagenet --cohort demo [--seed N]
+        (both submit a job, wait for it and print the new registry version's figures)
+    pathviz jobs submit KIND --cohort NAME [--param key=value ...] [--json] | status ID | wait ID | cancel ID
+    pathviz jobs list [--status S] | kinds
+    pathviz worker [--once] [--device D]
+    pathviz pathways rank --model KIND/NAME[@VERSION]|DIR --top 20 [--json]
+    pathviz heatmap SLIDE_ID [--model pagenet/NAME[@VERSION]] --kind survival-maps --out FILE.png
 
 Errors print one line ``error: <what is wrong> Fix: <what to do>`` to stderr and exit with status 2.
 Every model figure is printed with its held-out C-index, 95% bootstrap CI (fixed resamples and
@@ -87,7 +91,7 @@ def cmd_slide_tiles(args) -> int:
 
 
 def _workspace():
-    from pathviz.workspace import Workspace
+    from pathviz.store.workspace import Workspace
 
     return Workspace()
 
@@ -131,7 +135,7 @@ def cmd_slide_analyse(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from pathviz.demo import build_demo
+    from pathviz.jobs.demo import build_demo
 
     ws = _workspace()
     t0 = time.perf_counter()
@@ -151,7 +155,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_export_geojson(args) -> int:
-    from pathviz.export import export_csv, export_geojson
+    from pathviz.report.export import export_csv, export_geojson
 
     ws = _workspace()
     n = export_geojson(ws, args.slide_id, args.layer, args.out, top_k=args.top_k)
@@ -194,7 +198,7 @@ def _print_comparison(summary: dict) -> str:
 
 
 def cmd_survival_km(args) -> int:
-    from pathviz.stratify import comparison_summary, stratify_by_column, stratify_by_risk
+    from pathviz.risk.stratify import comparison_summary, stratify_by_column, stratify_by_risk
 
     if args.group_by == "risk":
         strat = stratify_by_risk(args.cohort, cutoff=args.cutoff, evaluate_on=args.evaluate_on, seed=args.seed)
@@ -220,7 +224,7 @@ def _held_out_lines(held, what: str) -> str:
 
 
 def cmd_survival_cindex(args) -> int:
-    from pathviz.stratify import stratify_by_risk
+    from pathviz.risk.stratify import stratify_by_risk
     from pathviz.survival.chance import HeldOutC
 
     strat = stratify_by_risk(args.cohort, seed=args.seed, check_groups=False)  # discrimination only: no strata shown
@@ -243,39 +247,68 @@ def cmd_survival_cindex(args) -> int:
     return 0
 
 
+def _submit_and_wait(args, kind: str, params: dict):
+    """Submit a training job, start a worker when none runs, wait for it (progress on stderr);
+    returns the registered version's manifest. Raises PathVizError with the job's error when it
+    does not succeed."""
+    from pathviz.jobs.queue import JobQueue
+    from pathviz.jobs.worker import ensure_worker
+
+    ws = _workspace()
+    job = JobQueue(ws.db).submit(kind, params, submitted_by="cli")
+    ensure_worker(ws.home)
+    if not args.json:
+        print(f"job {job.id} submitted ({kind}); follow it with `pathviz jobs status {job.id}` or on the admin page",
+              file=sys.stderr)
+    job = _wait(ws, job.id, quiet=args.json)
+    if job.status != "succeeded":
+        raise PathVizError(f"Job {job.id} ({kind}) {job.status}: {job.error or job.message}",
+                           f"see its log: {job.log_path}" if job.log_path else "")
+    return _registry().get(job.result["model"])
+
+
+def _wait(ws, job_id: int, quiet: bool = False, timeout_s: float | None = None):
+    """Poll a job until it finishes (printing progress to stderr); restarts the worker if it died."""
+    from pathviz.jobs.queue import JobQueue
+    from pathviz.jobs.worker import ensure_worker
+
+    queue, last, t0, checked = JobQueue(ws.db), None, time.monotonic(), time.monotonic()
+    while True:
+        job = queue.get(job_id)
+        line = f"[{job.progress * 100:3.0f}%] {job.status}: {job.message}"
+        if not quiet and line != last:
+            print(line, file=sys.stderr)
+            last = line
+        if job.finished:
+            return job
+        if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+            raise PathVizError(f"Job {job_id} is still {job.status} after {timeout_s:.0f} s.",
+                               f"wait longer, or cancel it: pathviz jobs cancel {job_id}.")
+        if job.status == "queued" and time.monotonic() - checked > 5:
+            ensure_worker(ws.home, job.device)
+            checked = time.monotonic()
+        time.sleep(0.3)
+
+
 def cmd_train_coxpasnet(args) -> int:
-    from pathviz.training import load_library, train_pathway_model
-    from pathviz.training.coxpasnet_job import train_registered_coxpasnet
-
-    last = [-1]
-
-    def progress(frac: float, msg: str) -> None:
-        if not args.json and int(frac * 100) != last[0]:
-            print(f"[{int(frac * 100):3d}%] {msg}", file=sys.stderr)
-            last[0] = int(frac * 100)
-
-    if args.out:  # a plain folder outside the registry
-        lib = load_library(args.genesets, args.min_size, args.max_size)
-        model, metrics = train_pathway_model(args.cohort, lib, args.out, seed=args.seed, repeats=args.repeats,
-                                             min_coverage=args.min_coverage, progress=progress)
-    else:  # a new version in the workspace's registry, which the pathway page reads
-        man, model, metrics = train_registered_coxpasnet(_workspace().models_dir, args.cohort, args.genesets, args.seed,
-                                                         args.repeats, args.min_size, args.max_size, args.min_coverage,
-                                                         progress=progress)
-        args.out = f"{man.ref} ({_registry().path(man.ref, verify=False)})"
+    """Thin wrapper: submit a ``coxpasnet`` job, wait, print the new version's held-out figures."""
     from pathviz.survival.chance import HeldOutC
 
+    man = _submit_and_wait(args, "coxpasnet", {"cohort": args.cohort, "genesets": args.genesets, "seed": args.seed,
+                                               "repeats": args.repeats, "min_size": args.min_size,
+                                               "max_size": args.max_size, "min_coverage": args.min_coverage})
+    metrics = man.metrics
     held = HeldOutC.from_dict(metrics["held_out"])
     text = (f"Cox-PASNet on {args.cohort}: " + _held_out_lines(held, f"{metrics['n_validation']} validation patients per split")
             + f"\n{metrics['pathways']} pathways, {metrics['genes']} genes; split {metrics['split_seed']}: "
             f"{metrics['train_seconds']:.1f} s on {metrics['device']}, inner validation C {metrics['inner_validation_c_index']:.3f}"
-            f"\n-> {args.out}")
-    _print(args, {**metrics, "out": str(args.out), "notes": model.notes_, "warning": held.warning}, text)
+            f"\n-> {man.ref}")
+    _print(args, {**metrics, "model": man.ref, "warning": held.warning}, text)
     return 0
 
 
 def cmd_pathways_rank(args) -> int:
-    from pathviz.training import rank_model
+    from pathviz.jobs.coxpasnet import rank_model
 
     folder = Path(args.model)
     if not folder.exists() and "/" in args.model and not args.model.startswith((".", "/")):
@@ -304,56 +337,152 @@ def _model_folder(path: str, train_command: str, marker: str = "metrics.json") -
 
 
 def cmd_train_pagenet(args) -> int:
-    from pathviz.training import train_pagenet_model
-
-    def progress(frac: float, msg: str) -> None:
-        if not args.json:
-            print(f"[{int(frac * 100):3d}%] {msg}", file=sys.stderr)
-
-    from pathviz.training.pagenet_job import default_pagenet_dir
-
-    ws = _workspace()
-    args.out = args.out or str(default_pagenet_dir(ws.models_dir, args.cohort, args.seed))
-    m = train_pagenet_model(ws, args.out, cohort_name=args.cohort, seed=args.seed, progress=progress)
+    """Thin wrapper: submit a ``pagenet`` job, wait, print the new version's test figures."""
     from pathviz.survival.chance import HeldOutC
 
+    man = _submit_and_wait(args, "pagenet", {"cohort": args.cohort, "seed": args.seed})
+    m = man.metrics
     c = m["test_c_index"]
     held = HeldOutC.from_dict(m["held_out"])
     text = (f"PAGE-Net on {args.cohort} (split seed {args.seed}): " + _held_out_lines(held, f"{m['n']['test']} test patients")
             + f"\ncomparators on the same test patients: Cox-PASNet (genes + age) {c['coxpasnet']:.3f}, image-only Cox-EN "
-            f"{c['image_cox_en']:.3f}, clinical Cox (age) {c['clinical']:.3f} ({m['seconds']:.0f} s on {m['device']}) -> {args.out}")
-    _print(args, {**{k: v for k, v in m.items() if k != "map_importance"}, "warning": held.warning}, text)
+            f"{c['image_cox_en']:.3f}, clinical Cox (age) {c['clinical']:.3f} ({m['seconds']:.0f} s on {m['device']}) -> {man.ref}")
+    _print(args, {**{k: v for k, v in m.items() if k != "map_importance"}, "model": man.ref, "warning": held.warning}, text)
+    return 0
+
+
+# -- jobs and workers ---------------------------------------------------------------------------
+def _parse_params(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise PathVizError(f"--param {item!r} is not key=value.", "write e.g. --param seed=1.")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def cmd_jobs_submit(args) -> int:
+    from pathviz.jobs.queue import JobQueue
+    from pathviz.jobs.worker import ensure_worker
+
+    ws = _workspace()
+    params = _parse_params(args.param)
+    if args.cohort:
+        params["cohort"] = args.cohort
+    job = JobQueue(ws.db).submit(args.kind, params, device=args.device, timeout_s=args.timeout, submitted_by="cli")
+    started = False if args.no_worker else ensure_worker(ws.home, args.device)
+    _print(args, {"id": job.id, "kind": job.kind, "params": job.params, "status": job.status, "worker_started": started},
+           str(job.id))
+    return 0
+
+
+def _job_text(job) -> str:
+    secs = job.seconds()
+    lines = [f"job {job.id} {job.kind} {job.params}: {job.status} {job.progress:.0%} - {job.message}"
+             + (f" ({secs:.0f} s)" if secs is not None else "")]
+    if job.result:
+        lines.append(f"result: {json.dumps(job.result)}")
+    if job.error:
+        lines.append(f"error: {job.error}")
+    if job.log_path:
+        lines.append(f"log: {job.log_path}")
+    return "\n".join(lines)
+
+
+def cmd_jobs_status(args) -> int:
+    from pathviz.jobs.queue import JobQueue
+
+    job = JobQueue(_workspace().db).get(args.id)
+    _print(args, job.to_dict(), _job_text(job))
+    return 0
+
+
+def cmd_jobs_list(args) -> int:
+    from pathviz.jobs.queue import JobQueue
+
+    jobs = JobQueue(_workspace().db).list(args.status, args.kind, args.limit)
+    _print(args, {"jobs": [j.to_dict() for j in jobs]},
+           "\n".join(f"{j.id:>5} {j.kind:<10} {j.status:<11} {j.progress:4.0%} {j.message}" for j in jobs) or "no jobs")
+    return 0
+
+
+def cmd_jobs_wait(args) -> int:
+    """Exit 0 when the job succeeded, 1 when it failed, was cancelled or interrupted."""
+    ws = _workspace()
+    job = _wait(ws, args.id, quiet=args.json, timeout_s=args.timeout)
+    _print(args, job.to_dict(), _job_text(job))
+    return 0 if job.status == "succeeded" else 1
+
+
+def cmd_jobs_cancel(args) -> int:
+    from pathviz.jobs.queue import JobQueue
+
+    queue = JobQueue(_workspace().db)
+    job = queue.cancel(args.id)
+    if job.status == "running":  # the worker ends its process tree within a poll
+        t0 = time.monotonic()
+        while not job.finished and time.monotonic() - t0 < 15:
+            time.sleep(0.2)
+            job = queue.get(args.id)
+    _print(args, job.to_dict(), _job_text(job))
+    return 0
+
+
+def cmd_jobs_kinds(args) -> int:
+    from pathviz.jobs.queue import job_kinds
+
+    kinds = job_kinds()
+    _print(args, {k: {"title": v.title, "params": v.params, "needs_cohort": v.cohorts is not None} for k, v in kinds.items()},
+           "\n".join(f"{k:<10} {v.title}; params: "
+                     + ", ".join([*(["cohort"] if v.cohorts else []), *(f"{p}={s.get('default')}" for p, s in v.params.items())])
+                     for k, v in kinds.items()))
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from pathviz.jobs.worker import Worker, worker_running
+
+    ws = _workspace()
+    if args.quiet_if_running and worker_running(ws.home, args.device):
+        return 0
+    n = Worker(ws, args.device).run(once=args.once, idle_exit_s=args.idle_exit)
+    print(f"worker done: {n} job(s) run", file=sys.stderr)
     return 0
 
 
 def cmd_heatmap(args) -> int:
-    import json as _json
-
-    from pathviz.render import render_layer_png
+    from pathviz.report.render import render_layer_png
+    from pathviz.store.registry import chosen_layer_tags
 
     ws = _workspace()
-    layer = {"survival-maps": "survival_maps", "survival-score": "survival_score"}.get(args.kind, args.kind)
     ws.db.get_slide(args.slide_id)  # unknown id: closest ids in the error
-    if args.model:
-        folder = _model_folder(args.model, "pathviz train pagenet --cohort demo")
-        meta = _json.loads((folder / "metrics.json").read_text())
-        stored = ws.layer(args.slide_id, layer).meta.get("model_version")
-        if stored != meta.get("version"):
-            raise PathVizError(f"Layer {layer!r} of {args.slide_id} comes from model {stored}, not {meta.get('version')}.",
-                               "retrain with that model folder or omit --model.")
+    base = {"survival-maps": "survival_maps", "survival-score": "survival_score"}.get(args.kind)
+    man = _registry().get(args.model) if args.model else None
+    if base is not None:  # a model's layer: of the version named, else of the versions the product uses
+        tags = {str(man.metrics.get("layer_tag"))} if man else chosen_layer_tags(_registry())
+        layer = ws.model_layer(args.slide_id, base, tags).name
+    else:
+        layer = args.kind
     out = render_layer_png(ws, args.slide_id, layer, args.out, cmap=args.cmap)
     payload, text = {"slide_id": args.slide_id, "layer": layer, "out": str(out)}, f"{layer} of {args.slide_id} -> {out}"
-    if args.model and "held_out" in meta:
+    if base is not None:
+        from pathviz.store.workspace import split_model_layer_name
         from pathviz.survival.chance import HeldOutC
 
-        held = HeldOutC.from_dict(meta["held_out"])
-        payload["held_out_c_index"], payload["warning"] = held.to_dict(), held.warning
-        text += "\nmodel: " + _held_out_lines(held, "test patients")
+        tag = split_model_layer_name(layer)[1]
+        man = man or next((m for m in _registry().chosen("pagenet").values() if m.metrics.get("layer_tag") == tag), None)
+        if man is not None and "held_out" in man.metrics:
+            held = HeldOutC.from_dict(man.metrics["held_out"])
+            payload.update(model=man.ref, held_out_c_index=held.to_dict(), warning=held.warning)
+            text += f"\nmodel {man.ref}: " + _held_out_lines(held, "test patients")
     _print(args, payload, text)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pathviz.genomics.genesets import MAX_SIZE, MIN_SIZE
+    from pathviz.slide.grid import DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_PATCH_SIZE
     p = argparse.ArgumentParser(prog="pathviz", description="PathViz computational pathology toolkit.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -370,9 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = with_json(ssub.add_parser("tiles", help="tissue tile grid; prints the number of tissue tiles"))
     sp.add_argument("path")
-    sp.add_argument("--mpp", type=float, default=0.5, help="target microns per pixel of a patch")
-    sp.add_argument("--size", type=int, default=256, help="patch side in pixels at --mpp")
-    sp.add_argument("--min-tissue", type=float, default=0.5, help="minimum tissue fraction per tile (0-1)")
+    sp.add_argument("--mpp", type=float, default=DEFAULT_MPP, help="target microns per pixel of a patch")
+    sp.add_argument("--size", type=int, default=DEFAULT_PATCH_SIZE, help="patch side in pixels at --mpp")
+    sp.add_argument("--min-tissue", type=float, default=DEFAULT_MIN_TISSUE, help="minimum tissue fraction per tile (0-1)")
     sp.add_argument("--slide-mpp", type=float, help="declared mpp of the slide (png/jpg)")
     sp.add_argument("--out", required=True, help="output .npz (grid) or .csv (table)")
     sp.set_defaults(func=cmd_slide_tiles)
@@ -389,9 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = with_json(ssub.add_parser("analyse", help="tissue mask, tile grid and stain layers of a slide"))
     sp.add_argument("slide_id")
-    sp.add_argument("--mpp", type=float, default=0.5)
-    sp.add_argument("--size", type=int, default=256)
-    sp.add_argument("--min-tissue", type=float, default=0.5)
+    sp.add_argument("--mpp", type=float, default=DEFAULT_MPP)
+    sp.add_argument("--size", type=int, default=DEFAULT_PATCH_SIZE)
+    sp.add_argument("--min-tissue", type=float, default=DEFAULT_MIN_TISSUE)
     sp.set_defaults(func=cmd_slide_analyse)
 
     surv = sub.add_parser("survival", help="Kaplan-Meier, log-rank, hazard ratios, C-index on cohorts")
@@ -437,24 +566,56 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--genesets", default="kegg", help="kegg, go_bp (shipped) or a GMT file")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--repeats", type=int, default=1, help="repeated splits for ranking stability")
-    sp.add_argument("--min-size", type=int, default=15)
-    sp.add_argument("--max-size", type=int, default=300)
+    sp.add_argument("--min-size", type=int, default=MIN_SIZE)
+    sp.add_argument("--max-size", type=int, default=MAX_SIZE)
     sp.add_argument("--min-coverage", type=float, default=0.5)
-    sp.add_argument("--out", help="a plain model folder (default: a new registry version coxpasnet/<cohort>-<genesets>-"
-                                  "seed<seed>@vNNNN in the workspace, which the pathway page reads)")
     sp.set_defaults(func=cmd_train_coxpasnet)
 
     sp = with_json(tsub.add_parser("pagenet", help="PAGE-Net on the demo cohort; prints test C-index of 3 models"))
     sp.add_argument("--cohort", default="demo")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--out", help="model folder (default: the workspace's models/pagenet/<cohort>-seed<seed>, "
-                                  "which the patient page offers)")
     sp.set_defaults(func=cmd_train_pagenet)
+
+    jobs = sub.add_parser("jobs", help="background jobs: submit, status, wait, cancel, list")
+    jsub = jobs.add_subparsers(dest="jobs_command", required=True)
+    sp = with_json(jsub.add_parser("submit", help="queue a job (prints its id); starts a worker if none runs"))
+    sp.add_argument("kind", help="coxpasnet, pagenet or demo (see `pathviz jobs kinds`)")
+    sp.add_argument("--cohort")
+    sp.add_argument("--param", action="append", metavar="KEY=VALUE", help="a declared parameter (repeatable)")
+    sp.add_argument("--device", default="default", help="worker queue (default; e.g. cuda:1)")
+    sp.add_argument("--timeout", type=float, default=6 * 3600, help="seconds before the job is stopped")
+    sp.add_argument("--no-worker", action="store_true", help="do not start a worker")
+    sp.set_defaults(func=cmd_jobs_submit)
+    sp = with_json(jsub.add_parser("status", help="one job: status, progress, result or error, log path"))
+    sp.add_argument("id", type=int)
+    sp.set_defaults(func=cmd_jobs_status)
+    sp = with_json(jsub.add_parser("wait", help="wait for a job; exit 0 if it succeeded, 1 otherwise"))
+    sp.add_argument("id", type=int)
+    sp.add_argument("--timeout", type=float)
+    sp.set_defaults(func=cmd_jobs_wait)
+    sp = with_json(jsub.add_parser("cancel", help="cancel a job (a running one's processes are stopped)"))
+    sp.add_argument("id", type=int)
+    sp.set_defaults(func=cmd_jobs_cancel)
+    sp = with_json(jsub.add_parser("list", help="recent jobs, newest first"))
+    sp.add_argument("--status")
+    sp.add_argument("--kind")
+    sp.add_argument("--limit", type=int, default=20)
+    sp.set_defaults(func=cmd_jobs_list)
+    sp = with_json(jsub.add_parser("kinds", help="job kinds and their parameters"))
+    sp.set_defaults(func=cmd_jobs_kinds)
+
+    sp = sub.add_parser("worker", help="run queued jobs in this terminal (one at a time per device)")
+    sp.add_argument("--once", action="store_true", help="run the next queued job (if any) and exit")
+    sp.add_argument("--device", default="default")
+    sp.add_argument("--idle-exit", type=float, default=None, help="exit after this many seconds without jobs")
+    sp.add_argument("--quiet-if-running", action="store_true", help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_worker)
 
     sp = with_json(sub.add_parser("heatmap", help="render a slide's score layer over its thumbnail (PNG)"))
     sp.add_argument("slide_id")
     sp.add_argument("--kind", default="survival-maps", help="survival-maps, survival-score or any layer name")
-    sp.add_argument("--model", help="model folder the layer must come from")
+    sp.add_argument("--model", help="registry version the layer must come from (pagenet/NAME@VERSION; default: the "
+                                    "version the viewer uses)")
     sp.add_argument("--cmap", default="inferno")
     sp.add_argument("--out", required=True)
     sp.set_defaults(func=cmd_heatmap)

@@ -8,9 +8,9 @@ Variables:
         registered in place, besides the workspace itself.
     PATHVIZ_DEVICE: ``cuda``, ``cpu`` or ``auto`` (default: CUDA when present).
     PATHVIZ_CACHE: download cache for demo data (default ``~/.cache/pathviz``).
-    PATHVIZ_TILE_HOST / PATHVIZ_TILE_PORT: where the tile server listens (default
-        127.0.0.1 and a free port); PATHVIZ_TILE_PUBLIC_URL: the URL the browser uses to reach
-        it when that differs (reverse proxy, remote server).
+
+The viewer's tiles are served by the dashboard's own server (:mod:`pathviz.viewer.routes`), on its
+host and port, so there is nothing to configure for them.
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ class Settings:
     slide_roots: tuple[Path, ...] = field(default_factory=tuple)
     device: str = "auto"
     cache_dir: Path = Path.home() / ".cache" / "pathviz"
-    tile_host: str = "127.0.0.1"
-    tile_port: int = 0
-    tile_public_url: str | None = None
 
     @classmethod
     def from_env(cls, home: str | Path | None = None) -> "Settings":
@@ -50,9 +47,6 @@ class Settings:
             slide_roots=roots,
             device=os.environ.get("PATHVIZ_DEVICE", "auto"),
             cache_dir=cache,
-            tile_host=os.environ.get("PATHVIZ_TILE_HOST", "127.0.0.1"),
-            tile_port=int(os.environ.get("PATHVIZ_TILE_PORT", "0")),
-            tile_public_url=os.environ.get("PATHVIZ_TILE_PUBLIC_URL") or None,
         )
 
 

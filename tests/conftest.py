@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pathviz.demo import DEMO_FILES, build_demo, fetch_demo_file  # noqa: E402
+from pathviz.jobs.demo import DEMO_FILES, build_demo, fetch_demo_file  # noqa: E402
 from pathviz.settings import Settings  # noqa: E402
 from pathviz.slide.writer import write_pyramidal_tiff  # noqa: E402
-from pathviz.workspace import Workspace  # noqa: E402
+from pathviz.store.workspace import Workspace  # noqa: E402
 
 #: Planted slide geometry (level-0 pixels): white glass, a pink tissue block, and one
 #: haematoxylin-dense (dark purple) square inside it.

@@ -1,8 +1,9 @@
 """End to end in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright):
-the running app draws slide tiles in the viewer."""
+the running app draws slide tiles in the viewer, read from the app's own host and port."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -40,27 +42,41 @@ def _wait_http(url: str, timeout: float) -> None:
     raise TimeoutError(url)
 
 
-@pytest.fixture
-def running_app(demo_ws, tmp_path):
+@contextlib.contextmanager
+def _streamlit_app(home: Path, log_path: Path, base: str = ""):
+    """``streamlit run app.py`` on a free port over workspace ``home``; yields the app's URL."""
     if not Path(CHROMIUM).exists() or shutil.which("streamlit", path=str(Path(sys.executable).parent)) is None:
         if REQUIRED:
             pytest.fail(f"Chromium ({CHROMIUM}) or streamlit missing but PATHVIZ_REQUIRE_BROWSER=1")
         pytest.skip(f"Chromium not found at {CHROMIUM} (install Debian's chromium to run this test)")
-    port, tile_port = _free_port(), _free_port()
-    env = dict(os.environ, PATHVIZ_HOME=str(demo_ws.home), PATHVIZ_TILE_PORT=str(tile_port))
-    log = open(tmp_path / "streamlit.log", "w")
+    port = _free_port()
+    env = dict(os.environ, PATHVIZ_HOME=str(home))
+    prefix = f"/{base}" if base else ""
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "streamlit"), "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        + (["--server.baseUrlPath", base] if base else []),
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
-        yield f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{tile_port}"
+        _wait_http(f"http://127.0.0.1:{port}{prefix}/_stcore/health", 60)
+        yield f"http://127.0.0.1:{port}{prefix}/"
     finally:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture
+def running_app(demo_ws, tmp_path):
+    """``streamlit run app.py`` on a free port over a copy of the demo workspace.
+
+    Yields ``(app_url, tile_url)``: the app's URL (``http://127.0.0.1:PORT/``) and the base URL of
+    its tile routes, on the same host and port (``http://127.0.0.1:PORT/tiles``).
+    """
+    with _streamlit_app(demo_ws.home, tmp_path / "streamlit.log") as url:
+        yield url, f"{url}tiles"
 
 
 def launch_chromium(playwright):
@@ -79,6 +95,10 @@ def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # every request the page and its frames make for tiles, and the answers (iframes included)
+        tile_requests, tile_answers = [], []
+        page.on("request", lambda r: tile_requests.append(r.url) if "/tiles/" in r.url else None)
+        page.on("response", lambda r: tile_answers.append((r.url, r.status)) if "/tiles/" in r.url else None)
         page.goto(app_url)
         page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
@@ -123,8 +143,53 @@ def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
     print(f"screenshot: {shot}; painted pixels: {painted}; tile server: {stats}; status: {status}")
     assert shot.stat().st_size > 10_000
     assert stats["tiles_served"] > 0, "the viewer requested no tiles"
+    origin = urlsplit(app_url)[:2]
+    assert tile_requests, "the viewer made no request under /tiles/"
+    assert all(urlsplit(u)[:2] == origin and urlsplit(u).path.startswith("/tiles/") for u in tile_requests), \
+        f"tile requests left the app's own origin {origin}: {sorted(set(tile_requests))[:5]}"
+    assert any(status == 200 for _, status in tile_answers), f"no tile answered 200: {tile_answers[:5]}"
+    assert not [a for a in tile_answers if a[1] >= 400], f"tile requests failed: {tile_answers[:5]}"
     assert painted > 5000, "the viewer canvas shows no stained tissue"
     assert "µm/screen px" in status
     print(f"centre: {before:.2f} -> {after:.2f} µm/screen px, focused outlines: {focused}")
     assert after < before * 0.6, "Centre did not zoom the viewer onto the patch"
     assert focused == 1
+
+
+def _painted(frame) -> int:
+    """Pixels of stained tissue (saturated colour) on the viewer's canvas."""
+    return frame.evaluate(
+        """() => { const c = document.querySelector('#osd .openseadragon-canvas canvas');
+           if (!c || !c.width) return 0;
+           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+           let n = 0; for (let i = 0; i < d.length; i += 4) {
+             const r = d[i], g = d[i+1], b = d[i+2];
+             if (d[i+3] > 0 && (Math.max(r, g, b) - Math.min(r, g, b)) > 40) n++; }
+           return n; }"""
+    )
+
+
+def test_viewer_tiles_under_base_url_path(demo_ws, tmp_path):
+    """Behind a reverse proxy under a path prefix (``server.baseUrlPath``), the viewer still reads its
+    tiles from the app's own origin, under the prefix: ``/pv/tiles/...``."""
+    from playwright.sync_api import sync_playwright
+
+    with _streamlit_app(demo_ws.home, tmp_path / "streamlit.log", base="pv") as app_url:
+        with sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            answers = []
+            page.on("response", lambda r: answers.append((r.url, r.status)) if "/tiles/" in r.url else None)
+            page.goto(app_url)
+            frame = page.wait_for_selector('iframe[title*="pathviz_viewer"]', timeout=60_000).content_frame()
+            frame.wait_for_selector("#osd canvas", timeout=30_000)
+            deadline = time.time() + 30
+            while time.time() < deadline and _painted(frame) <= 5000:
+                time.sleep(0.5)
+            painted = _painted(frame)
+            browser.close()
+    origin = urlsplit(app_url)[:2]
+    print(f"painted pixels: {painted}; tile answers: {len(answers)}, e.g. {answers[:2]}")
+    assert answers and all(urlsplit(u)[:2] == origin and urlsplit(u).path.startswith("/pv/tiles/") for u, _ in answers)
+    assert all(status == 200 for _, status in answers), answers[:5]
+    assert painted > 5000, "the viewer canvas shows no stained tissue"

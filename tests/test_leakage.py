@@ -21,10 +21,10 @@ from pathviz.cohort import (
 )
 from pathviz.cohort.demo import generate, load_demo_cohort
 from pathviz.genomics import default_library
-from pathviz.nn import CoxPASNetModel
+from pathviz.risk.coxpasnet import CoxPASNetModel
 from pathviz.risk import CoxnetRiskModel, TabularPreprocessor, default_covariates, fit_cohort_risk
-from pathviz.training.coxpasnet_job import coxpasnet_covariates
-from pathviz.training.pagenet_job import PAGENET_CLINICAL
+from pathviz.jobs.coxpasnet import coxpasnet_covariates
+from pathviz.jobs.pagenet import PAGENET_CLINICAL
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pathviz.nn.pagenet import PAGENet, PatchCNN, patch_scores, two_stage_pool
-from pathviz.training.pagenet_job import FeatureStore, pretraining_patients, shrink, three_way_split
+from pathviz.jobs.pagenet import pretraining_patients, shrink, three_way_split
+from pathviz.store.features import FeatureStore
 
 
 def test_two_stage_pooling_equals_hand_computation():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pathviz.cohort.demo import read_ground_truth
-from pathviz.training.pagenet_job import default_pagenet_dir
+from pathviz.jobs.queue import JobQueue
+from pathviz.store.registry import ModelRegistry, chosen_layer_tags
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWER = str(ROOT / "pages" / "slide_viewer.py")
@@ -102,18 +104,31 @@ def test_workspace_page_bad_path_shows_error_and_keeps_slides(demo_ws, tmp_path)
     bad.write_bytes(b"garbage" * 100)
     at = fresh_app(WORKSPACE).run()
     assert not at.exception
-    assert "Demo slides are registered and analysed" in texts(at)
+    assert "✅ demo slides registered and analysed" in texts(at)
+    assert "❌ PAGE-Net trained into the model registry" in texts(at)  # a partial demo says so (and offers to resume)
     at.text_input(key="add_path").input(str(bad))
     at.checkbox(key="add_copy").check()
-    at.button[0].click().run()  # the form's submit button
+    next(b for b in at.button if b.label == "Add slide").click().run()  # the form's submit button
     assert str(bad) in texts(at) and "not a slide format" in texts(at)
     assert len(demo_ws.slides()) == 2
 
 
 def test_app_first_start_builds_demo_and_cohort(ws):
+    """First start: the dashboard queues the demo build as a background job, starts a worker and
+    shows the job's progress; the build goes on without the session, and afterwards every part
+    is there."""
     st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
     assert not at.exception
+    assert "First start: building the demo workspace" in texts(at)
+    queue = JobQueue(ws.db)
+    (job,) = queue.active("demo")
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()  # a second session: the same job
+    assert [j.id for j in queue.active("demo")] == [job.id]
+    t0 = time.monotonic()
+    while not (job := queue.get(job.id)).finished and time.monotonic() - t0 < 1500:
+        time.sleep(2)
+    assert job.status == "succeeded", job.error
     demo = [r for r in ws.slides() if r.source == "demo"]
     cohort_slides = [r for r in ws.slides() if r.source == "demo_cohort"]
     assert len(demo) == 2 and len(cohort_slides) == 124
@@ -133,8 +148,11 @@ def test_app_first_start_builds_demo_and_cohort(ws):
 def check_pagenet_on_demo(ws) -> None:
     """The demo build trained PAGE-Net: its layers find the planted dense tiles, and the patient,
     pathway and viewer pages offer it."""
-    folder = default_pagenet_dir(ws.models_dir, "demo", 0)
+    registry = ModelRegistry(ws.models_dir)
+    folder = registry.path("pagenet/demo")
     metrics = json.loads((folder / "metrics.json").read_text())
+    tags = chosen_layer_tags(registry)
+    assert tags == {metrics["layer_tag"]}
     assert metrics["test_c_index"]["pagenet"] > 0.6
     truth = read_ground_truth(ws.home / "cohorts" / "demo")
     table = pd.read_csv(folder / "prognostic_index.csv")
@@ -142,7 +160,7 @@ def check_pagenet_on_demo(ws) -> None:
     hits, chance = [], []
     for pid, sid in zip(test["patient_id"], test["slide_id"]):
         dense = {(x, y) for x, y, _, _ in truth["patients"][pid]["dense_tiles"]}
-        grid, top = ws.grid(sid), ws.layer(sid, "survival_score").top_patches(10)
+        grid, top = ws.grid(sid), ws.model_layer(sid, "survival_score", tags).top_patches(10)
         hits.append(np.mean([tuple(grid.rect(int(i))[:2]) in dense for i in top]))
         chance.append(truth["patients"][pid]["dense_fraction"])
     assert np.mean(hits) > 2 * np.mean(chance)  # flagged patches are the planted nuclei-dense tiles
@@ -160,7 +178,7 @@ def check_pagenet_on_demo(ws) -> None:
     sid = test["slide_id"].iloc[0]
     viewer = fresh_app(VIEWER)
     viewer.session_state["slide_id"] = sid
-    viewer.session_state["layer"] = "survival_score"
+    viewer.session_state["layer"] = ws.model_layer(sid, "survival_score", tags).name
     viewer.run()
     assert not viewer.exception
     assert any(m.label == "Patient's PAGE-Net prognostic index" for m in viewer.metric)

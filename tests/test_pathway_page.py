@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from pathviz.cli import main
 from pathviz.errors import PathVizError
 from pathviz.settings import Settings
 from pathviz.survival.chance import BOOTSTRAP_N, BOOTSTRAP_SEED, HeldOutC
+from pathviz.jobs.queue import JobQueue
 from pathviz.store.registry import ModelRegistry
-from pathviz.training.coxpasnet_job import add_user_gmt, user_gmt_files
-from pathviz.workspace import Workspace
+from pathviz.jobs.coxpasnet import add_user_gmt, user_gmt_files
+from pathviz.store.workspace import Workspace
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "pathways.py")
 
@@ -53,7 +55,7 @@ def home(tmp_path_factory):
     CLI_OUTPUT["train"] = out.getvalue()
     out = io.StringIO()
     with redirect_stdout(out):
-        assert main(["pathways", "rank", "--model", "coxpasnet/gse4335-kegg-seed0", "--json"]) == 0
+        assert main(["pathways", "rank", "--model", "coxpasnet/gse4335", "--json"]) == 0
     CLI_OUTPUT["rank"] = json.loads(out.getvalue())
     yield home
     if old is None:
@@ -63,16 +65,27 @@ def home(tmp_path_factory):
 
 
 def test_train_button_builds_model(tmp_path, monkeypatch):
+    """The Train button queues a background job (a worker runs it); the page shows the new version."""
     monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path / "ws"))
     at = page("gse4335", repeats=1)
     assert "No Cox-PASNet model for gse4335" in text(at)
     at.button(key="pw_train").click().run()
     assert not at.exception
+    queue = JobQueue(Workspace(Settings.from_env(tmp_path / "ws")).db)
+    (job,) = queue.list(kind="coxpasnet")
+    assert job.params["cohort"] == "gse4335" and job.params["repeats"] == 1
+    t0 = time.monotonic()
+    while not (job := queue.get(job.id)).finished and time.monotonic() - t0 < 300:
+        time.sleep(0.5)
+    assert job.status == "succeeded", job.error
+    at.run()
+    assert not at.exception
     assert "Ranked pathways" in text(at)
-    man = ModelRegistry(tmp_path / "ws" / "models").get("coxpasnet/gse4335-kegg-seed0")
+    man = ModelRegistry(tmp_path / "ws" / "models").get("coxpasnet/gse4335")
     assert man.version == "v0001" and man.cohort == "gse4335" and man.split_seed == 0 and "weights.pt" in man.files
     assert man.metrics["held_out"]["n_boot"] == BOOTSTRAP_N and len(man.data_digest) == 16
-    assert "coxpasnet/gse4335-kegg-seed0@v0001 (newest version, no alias)" in text(at)
+    assert job.result["model"] == man.ref
+    assert "coxpasnet/gse4335@v0001 (newest; no production alias)" in text(at)
 
 
 def test_rankings_km_and_stability(home):
@@ -141,7 +154,7 @@ def test_add_gmt_from_the_page_selects_it(home, tmp_path):
     at.button(key="pw_gmt_add").click().run()
     assert not at.exception
     assert at.selectbox(key="pw_library").value.endswith("hallmark_like.gmt")
-    assert "No Cox-PASNet model for gse4335 with hallmark_like.gmt (yours)" in text(at)
+    assert "New version: hallmark_like.gmt (yours)" in text(at)
     at.text_input(key="pw_gmt_path").input(str(tmp_path / "missing.gmt")).run()
     at.button(key="pw_gmt_add").click().run()
     assert not at.exception and "Cannot read" in text(at)

@@ -81,8 +81,9 @@ def test_panels_explained_when_columns_absent(tmp_path, monkeypatch):
 
 
 def test_stored_pagenet_index_is_offered_and_falls_back_when_gone(tmp_path, monkeypatch):
-    """A PAGE-Net folder for the cohort makes its prognostic index a selectable risk model; the
-    page shows the stored index; without the folder the page falls back to the elastic net."""
+    """A registered PAGE-Net version for the cohort makes its prognostic index a selectable risk
+    model; the page shows the stored index and the version; without it the page falls back to
+    the elastic net."""
     import json
     import shutil
 
@@ -93,14 +94,23 @@ def test_stored_pagenet_index_is_offered_and_falls_back_when_gone(tmp_path, monk
 
     monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path))
     c = load_cohort("gbsg2")
-    folder = tmp_path / "models" / "pagenet" / "gbsg2-seed0"
-    folder.mkdir(parents=True)
+    from pathviz.store.registry import ModelRegistry
+
     pi = np.log1p(c.clinical["pnodes"].astype(float)).round(4)
     split = np.where(np.arange(c.n) % 5 == 0, "test", "train")
-    pd.DataFrame({"patient_id": c.clinical.index, "split": split, "time": c.clinical["time"], "event": c.clinical["event"],
-                  "prognostic_index": pi.to_numpy()}).to_csv(folder / "prognostic_index.csv", index=False)
-    (folder / "metrics.json").write_text(json.dumps({"test_c_index": {"pagenet": 0.6, "coxpasnet": 0.5, "image_cox_en": 0.5},
-                                                     "val_c_index": 0.6, "version": "test", "seed": 0}))
+
+    def write(folder):
+        pd.DataFrame({"patient_id": c.clinical.index, "split": split, "time": c.clinical["time"], "event": c.clinical["event"],
+                      "prognostic_index": pi.to_numpy()}).to_csv(folder / "prognostic_index.csv", index=False)
+        m = {"test_c_index": {"pagenet": 0.6, "coxpasnet": 0.5, "image_cox_en": 0.5}, "val_c_index": 0.6, "version": "test",
+             "seed": 0}
+        (folder / "metrics.json").write_text(json.dumps(m))
+        (folder / "pagenet.pt").write_bytes(b"")
+        (folder / "cnn.pt").write_bytes(b"")
+        return m
+
+    man = ModelRegistry(tmp_path / "models").create_version("pagenet", "gbsg2", write, cohort="gbsg2", split_seed=0)
+    folder = tmp_path / "models" / "pagenet" / "gbsg2"
     st.cache_resource.clear()
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.session_state["cohort"] = "gbsg2"
@@ -108,6 +118,7 @@ def test_stored_pagenet_index_is_offered_and_falls_back_when_gone(tmp_path, monk
     at.run()
     assert not at.exception
     assert "PAGE-Net (slides + gene expression + age)" in text(at)
+    assert f"{man.ref} (newest; no production alias)" in text(at)
     patient = at.selectbox(key="patient").value
     assert float(metric(at, "Risk score (prognostic index)")) == pytest.approx(pi[patient], abs=1e-3)
     assert f"n={(split == 'test').sum()}, events=" in text(at)  # statistics on PAGE-Net's held-out test patients

@@ -1,4 +1,4 @@
-"""Figures of pathviz.plots (no markers on CI bands, legible at-risk rows, p labels, full forest
+"""Figures of pathviz.report.plots (no markers on CI bands, legible at-risk rows, p labels, full forest
 labels) and the small-group refusal of pathviz.survival.check_group_sizes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pathviz.errors import PathVizError
-from pathviz.plots import TEXT_DARK, effect_by_stratum_figure, forest_figure, km_figure, wrap_label
+from pathviz.report.plots import TEXT_DARK, effect_by_stratum_figure, forest_figure, km_figure, wrap_label
 from pathviz.survival import (
     SmallGroupError,
     check_group_sizes,

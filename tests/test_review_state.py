@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pathviz.errors import PathVizError
-from pathviz.export import flagged_table, review_progress
+from pathviz.report.export import flagged_table, review_progress
 from pathviz.layers.colormap import colorize, percentile_scale, percentile_ticks
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from pathviz.errors import PathVizError
-from pathviz.export import export_csv, export_geojson, flagged_table
+from pathviz.report.export import export_csv, export_geojson, flagged_table
 from pathviz.settings import Settings
-from pathviz.workspace import Workspace
+from pathviz.store.workspace import Workspace
 
 
 def test_flagged_table_orders_by_score_and_matches_grid(demo_ws):

@@ -26,3 +26,10 @@ def test_torch_device_picks_cuda_only_when_present():
             torch_device("cuda")
     x = torch.ones(3, device=torch_device())
     assert float(x.sum()) == 3.0
+
+
+def test_no_tile_server_settings(tmp_path, monkeypatch):
+    """Tiles come from the app's own server: the old second server's variables are gone (and ignored)."""
+    monkeypatch.setenv("PATHVIZ_TILE_PORT", "not-a-port")  # once parsed as int: must not break anything now
+    s = Settings.from_env(tmp_path / "h")
+    assert not {"tile_host", "tile_port", "tile_public_url"} & set(vars(s))

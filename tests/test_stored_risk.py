@@ -13,7 +13,7 @@ from lifelines import CoxPHFitter
 from pathviz.cohort import Cohort, CohortError
 from pathviz.errors import PathVizError
 from pathviz.risk import StoredRiskModel
-from pathviz.stratify import stratify_by_risk
+from pathviz.risk.stratify import stratify_by_risk
 
 
 def _table(n: int = 120, seed: int = 0) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from PIL import Image
 from pathviz.errors import EmptyTissueMaskError, MissingMppError, SlideError, SlideTooLargeError, WorkspaceError
 from pathviz.settings import Settings
 from pathviz.slide import open_slide, tile_grid, tissue_mask, write_pyramidal_tiff
-from pathviz.workspace import Workspace
+from pathviz.store.workspace import Workspace
 
 
 @pytest.fixture

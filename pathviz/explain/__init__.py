@@ -1,5 +1,21 @@
 """Interpretation: pathway and gene rankings of pathway-informed networks (captum attributions)."""
 
-from pathviz.explain.pathways import PathwayRanking, gene_ranking, node_km, pathway_ranking, ranking_stability
+from pathviz.explain.pathways import (
+    ActivationHeatmap,
+    PathwayRanking,
+    activation_heatmap,
+    filter_genes,
+    filter_pathways,
+    gene_ranking,
+    model_comparison_table,
+    node_km,
+    node_labels,
+    pathway_ranking,
+    pathway_table,
+    ranking_stability,
+    read_model_comparison,
+)
 
-__all__ = ["PathwayRanking", "gene_ranking", "node_km", "pathway_ranking", "ranking_stability"]
+__all__ = ["ActivationHeatmap", "PathwayRanking", "activation_heatmap", "filter_genes", "filter_pathways", "gene_ranking",
+           "model_comparison_table", "node_km", "node_labels", "pathway_ranking", "pathway_table", "ranking_stability",
+           "read_model_comparison"]

@@ -8,9 +8,14 @@ survival-discriminative maps matter, and which pathways of the genome layers ran
   from that map (they do not reach the slide feature). Flagged patches are the top contributors.
 * Pathway ranking: Integrated Gradients at the genome pathway layer, exactly as
   :func:`pathviz.explain.pathway_ranking` does for Cox-PASNet (shared table code).
+* :func:`read_pagenet_rankings`: the stored rankings of a trained model folder, as the pathway page
+  shows them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +23,43 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients
 
 from pathviz.explain.pathways import IG_STEPS, PathwayRanking, ranking_table
+from pathviz.genomics import readable_descriptions
 from pathviz.nn.pagenet import pool_patches
+
+#: Columns of PAGE-Net's pathway ranking shown on the pathway page, in order.
+PAGENET_PATHWAY_COLUMNS = ["rank", "pathway", "description", "importance", "direction", "size"]
+#: Rows of each PAGE-Net ranking shown on the page (the downloads hold all rows).
+PAGENET_TOP = 50
+
+
+@dataclass
+class PageNetRankings:
+    """PAGE-Net's stored rankings: ``pathways`` (``pathway_ranking.csv``, KEGG descriptions made
+    readable by :func:`pathviz.genomics.readable_descriptions`) and ``genes``
+    (``gene_ranking.csv``), all rows, best first."""
+
+    pathways: pd.DataFrame
+    genes: pd.DataFrame
+
+    def pathway_view(self, top: int = PAGENET_TOP) -> pd.DataFrame:
+        """The first ``top`` pathways, columns :data:`PAGENET_PATHWAY_COLUMNS`."""
+        return self.pathways[PAGENET_PATHWAY_COLUMNS].head(top)
+
+    def gene_view(self, top: int = PAGENET_TOP) -> pd.DataFrame:
+        """The first ``top`` genes, all columns."""
+        return self.genes.head(top)
+
+
+def read_pagenet_rankings(folder: str | Path) -> PageNetRankings:
+    """The rankings a PAGE-Net model folder (``pathviz train pagenet``) stores.
+
+    Raises:
+        OSError: the folder lacks ``pathway_ranking.csv`` or ``gene_ranking.csv``.
+    """
+    folder = Path(folder)
+    pathways = pd.read_csv(folder / "pathway_ranking.csv")
+    pathways["description"] = readable_descriptions(pathways["pathway"], pathways["description"])
+    return PageNetRankings(pathways, pd.read_csv(folder / "gene_ranking.csv"))
 
 
 def patch_contributions(net, patch_scores: np.ndarray, feature_mean: np.ndarray, feature_sd: np.ndarray,

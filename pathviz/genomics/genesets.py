@@ -227,6 +227,8 @@ class PathwayMapping:
     renamed: dict[str, str]
 
     def report(self) -> str:
+        """One sentence: pathways and genes kept, sets dropped (coverage, size), genes outside
+        every pathway, symbols matched by case or alias."""
         return (f"{len(self.pathways)} pathways over {len(self.genes)} genes; dropped {len(self.dropped_low_coverage)} sets "
                 f"with low coverage and {len(self.dropped_small)} with too few measured genes; "
                 f"{len(self.genes_outside_pathways)} measured genes are in no pathway and are not model inputs; "

@@ -48,6 +48,12 @@ class ExpressionScaler:
         return X.fillna(self.mean_raw_)
 
     def fit(self, X: pd.DataFrame) -> "ExpressionScaler":
+        """Learn log decision, constant genes, means and sds on training expression ``X``
+        (patients x genes).
+
+        Raises:
+            PathVizError: log requested on negative values; NaNs with ``impute="refuse"``.
+        """
         X = X.astype(float)
         vals = X.to_numpy()
         finite = vals[np.isfinite(vals)]
@@ -70,6 +76,12 @@ class ExpressionScaler:
         return self
 
     def transform(self, X: pd.DataFrame, where: str = "input") -> pd.DataFrame:
+        """Z-scores of ``X`` (patients x genes) with the training statistics: DataFrame over
+        ``genes_`` (constant training genes dropped); ``where`` names the rows in messages.
+
+        Raises:
+            PathVizError: NaNs with ``impute="refuse"``.
+        """
         X = X.reindex(columns=self.genes_ + [c for c in X.columns if c in self.constant_]).astype(float)
         X = np.log2(X + 1) if self.log_ else X
         X = self._check_nan(X, where)[self.genes_]

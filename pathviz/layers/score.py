@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pathviz.errors import PathVizError
-from pathviz.npzio import load_npz, save_npz
+from pathviz.store.npzio import load_npz, save_npz
 from pathviz.slide.grid import TileGrid
 from pathviz.slide.tissue import TissueMask
 

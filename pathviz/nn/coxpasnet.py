@@ -28,6 +28,14 @@ from pathviz.nn.layers import MaskedLinear
 from pathviz.nn.losses import cox_partial_likelihood_loss
 from pathviz.survival.concordance import harrell_c
 
+#: Learning-rate and L2 grids searched on each bagged member's inner validation split, by
+#: :class:`pathviz.risk.coxpasnet.CoxPASNetModel` and PAGE-Net (:func:`pathviz.nn.pagenet.fit_pagenet_ensemble`).
+LR_GRID: tuple[float, ...] = (3e-3, 1e-2)
+L2_GRID: tuple[float, ...] = (1e-4, 1e-2)
+#: Share of the training patients held out (stratified by event) as each member's inner validation
+#: split, which drives early stopping and the grid choice.
+INNER_VALIDATION_FRACTION = 0.2
+
 
 class CoxPASNet(nn.Module):
     """The network (see module docstring).
@@ -58,6 +66,8 @@ class CoxPASNet(nn.Module):
         return torch.tanh(self.pathway(genes))
 
     def forward_from_pathways(self, p: torch.Tensor, clinical: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """From pathway-node activations ``p`` ``float[n, n_pathways]`` and clinical covariates
+        ``float[n, n_clinical]``: ``(prognostic index float[n], {"pathway", "h1", "h2"} activations)``."""
         a1 = torch.tanh(self.h1(self.drop_pathway(p)))
         a2 = torch.tanh(self.h2(self.drop_h1(a1)))
         risk = self.cox(a2).squeeze(1)
@@ -98,7 +108,9 @@ def adam_with_free_clinical(net: nn.Module, clinical_layer: nn.Linear | None, lr
 
 @dataclass
 class TrainConfig:
-    """Training hyper-parameters (recorded with every trained model)."""
+    """Training hyper-parameters (recorded with every trained model). ``lr`` / ``l2`` are a single
+    run's values; :class:`~pathviz.risk.coxpasnet.CoxPASNetModel` replaces them by each point of
+    :data:`LR_GRID` x :data:`L2_GRID`. ``max_epochs`` / ``patience`` are also PAGE-Net's defaults."""
 
     lr: float = 1e-3
     l2: float = 1e-3
@@ -172,6 +184,7 @@ def train_coxpasnet(mask: np.ndarray, genes_tr: np.ndarray, clin_tr: np.ndarray,
 
 
 def config_dict(cfg: TrainConfig) -> dict:
+    """``cfg`` as a JSON-ready dict."""
     return asdict(cfg)
 
 
@@ -185,4 +198,5 @@ class CoxPASNetEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, genes: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
+        """Mean prognostic index of the members: ``float[n]``."""
         return torch.stack([m(genes, clinical) for m in self.members]).mean(dim=0)

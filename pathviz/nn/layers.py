@@ -31,6 +31,7 @@ class MaskedLinear(nn.Module):
             self.weight.uniform_(-1.0, 1.0).mul_(bound).mul_(m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``float[n, in_features] -> float[n, out_features]`` through the masked weights."""
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
     @torch.no_grad()

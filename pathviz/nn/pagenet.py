@@ -29,9 +29,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathviz.nn.coxpasnet import CoxPASNet, adam_with_free_clinical
+from pathviz.nn.coxpasnet import (
+    INNER_VALIDATION_FRACTION,
+    L2_GRID,
+    LR_GRID,
+    CoxPASNet,
+    TrainConfig,
+    adam_with_free_clinical,
+)
 from pathviz.nn.losses import cox_partial_likelihood_loss
 from pathviz.survival.concordance import harrell_c
+from pathviz.survival.splits import train_validation_split
 
 
 class PatchCNN(nn.Module):
@@ -98,7 +106,7 @@ def pretrain_patch_cnn(patches: np.ndarray, targets: np.ndarray, val_patches: np
 
     Args:
         patches: ``uint8[n, P, P, 3]`` patches of *uncensored* training patients only (the caller
-            guarantees it; :func:`pathviz.nn.pagenet_model` checks it).
+            guarantees it: :func:`pathviz.jobs.pagenet.pretraining_patients`).
         targets: ``float[n]`` each patch's patient survival target (the PAGE-Net job uses the
             standardised log survival time of the patient).
     """
@@ -157,6 +165,8 @@ class PAGENet(nn.Module):
         self.cox_clinical = nn.Linear(n_clinical, 1, bias=False) if n_clinical else None
 
     def forward(self, slide_features: torch.Tensor, genes: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
+        """Prognostic index ``float[n]`` from slide features ``float[n, n_maps]``, genes
+        ``float[n, n_genes]`` (z-scored) and clinical covariates ``float[n, n_clinical]``."""
         hp = torch.tanh(self.path_hidden(self.drop_path(slide_features)))
         empty = genes.new_zeros((genes.shape[0], 0))
         h2 = self.genome.hidden(genes, empty)["h2"]
@@ -167,7 +177,8 @@ class PAGENet(nn.Module):
 
 
 def train_pagenet(mask, S_tr, G_tr, C_tr, t_tr, e_tr, S_va, G_va, C_va, t_va, e_va, lr: float, l2: float,
-                  max_epochs: int = 300, patience: int = 40, seed: int = 0, device: str = "cpu",
+                  max_epochs: int = TrainConfig.max_epochs, patience: int = TrainConfig.patience, seed: int = 0,
+                  device: str = "cpu",
                   init_clinical=None, zero_cox: bool = True) -> tuple[PAGENet, float, int]:
     """Full-batch Adam with Efron Cox loss; best validation C-index kept. Returns (net, C, epoch).
 
@@ -214,19 +225,19 @@ class PAGENetEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, slide_features: torch.Tensor, genes: torch.Tensor, clinical: torch.Tensor) -> torch.Tensor:
+        """Mean prognostic index of the members: ``float[n]``."""
         return torch.stack([m(slide_features, genes, clinical) for m in self.members]).mean(0)
 
 
-def fit_pagenet_ensemble(mask, S, G, C, t, e, grid_lr, grid_l2, n_members: int = 5, seed: int = 0, device: str = "cpu",
-                         init_clinical=None, validation_fraction: float = 0.2) -> tuple[PAGENetEnsemble, list[dict]]:
+def fit_pagenet_ensemble(mask, S, G, C, t, e, grid_lr=LR_GRID, grid_l2=L2_GRID, n_members: int = 5, seed: int = 0,
+                         device: str = "cpu", init_clinical=None,
+                         validation_fraction: float = INNER_VALIDATION_FRACTION) -> tuple[PAGENetEnsemble, list[dict]]:
     """Bag ``n_members`` PAGE-Nets, each with its own stratified inner train/validation split of
     the given (non-test) patients and its own grid search over learning rate x L2 on that
     validation C-index (early stopping on it too). Arrays as :func:`train_pagenet`.
 
     Returns ``(ensemble, grid rows)``; each row: member, lr, l2, val_c_index, best_epoch.
     """
-    from pathviz.risk.coxnet import train_validation_split
-
     members, rows = [], []
     for k in range(n_members):
         itr, iva = train_validation_split(np.asarray(e), validation_fraction, seed * 1000 + k)

@@ -1,17 +1,23 @@
-"""The risk-model interface every PathViz survival model follows, and the feature preprocessing
+"""The risk-model interface every PathViz survival model implements, and the feature preprocessing
 fitted on training data only.
 
 Interface (scikit-learn style: hyper-parameters in ``__init__``, data in ``fit``, learned state
-ends in ``_``)::
+ends in ``_``); ``clinical`` is indexed by patient_id, ``omics`` is patients x genes (or None)::
 
-    model.fit(cohort_or_frame, time, event)   -> self
-    model.predict_risk(frame)                 -> float[n]   higher = worse prognosis
-    model.predict_survival_function(frame, times) -> float[n, len(times)]  S(t) per patient
+    model.fit(clinical, omics, time, event)                  -> self
+    model.predict_risk(clinical, omics)                      -> float[n]   higher = worse prognosis
+    model.predict_survival_function(clinical, omics, times)  -> float[n, len(times)]  S(t) per patient
+
+Implementations: :class:`~pathviz.risk.coxnet.CoxnetRiskModel` (elastic-net Cox),
+:class:`~pathviz.risk.stored.StoredRiskModel` (a trained model's stored index, e.g. PAGE-Net) and
+:class:`~pathviz.risk.coxpasnet.CoxPASNetModel` (Cox-PASNet). All of them derive their survival
+functions from the shared Breslow baseline (:mod:`pathviz.risk.breslow`).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from abc import ABC, abstractmethod
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -20,12 +26,36 @@ from pathviz.cohort.endpoints import check_no_outcome_features
 from pathviz.errors import PathVizError
 
 
-class RiskModel(Protocol):
-    def fit(self, X: pd.DataFrame, time: np.ndarray, event: np.ndarray) -> "RiskModel": ...
+class RiskModel(ABC):
+    """Abstract base class of PathViz survival models (see module docstring).
 
-    def predict_risk(self, X: pd.DataFrame) -> np.ndarray: ...
+    Subclasses implement the three methods with these signatures; the patient page, the
+    stratification (:mod:`pathviz.risk.stratify`) and the CLI use only them (plus ``cv_c_index_``,
+    the model's own cross-/inner-validation C-index where it has one).
+    """
 
-    def predict_survival_function(self, X: pd.DataFrame, times: np.ndarray) -> np.ndarray: ...
+    @abstractmethod
+    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "RiskModel":
+        """Fit on training patients.
+
+        Args:
+            clinical: training patients' clinical table (index patient_id).
+            omics: expression matrix (patients x genes; may hold more patients) or None.
+            time: ``float[n]`` follow-up in months; event: ``int[n]`` 1 = event, 0 = censored.
+
+        Returns:
+            ``self``.
+        """
+
+    @abstractmethod
+    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None = None) -> np.ndarray:
+        """Prognostic index (log relative hazard) of ``clinical``'s patients: ``float[n]``,
+        higher = worse prognosis."""
+
+    @abstractmethod
+    def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
+        """Predicted survival ``S(t | patient)`` at ``times`` (months): ``float[n, len(times)]``,
+        values in [0, 1], non-increasing along ascending ``times``."""
 
 
 class TabularPreprocessor:
@@ -96,5 +126,11 @@ class TabularPreprocessor:
         return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=clinical.index)
 
     def transform(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> pd.DataFrame:
+        """The design matrix of ``clinical``'s patients with the training imputation, levels,
+        genes and z-scoring: DataFrame ``float[n, len(columns_)]`` (index as ``clinical``).
+
+        Raises:
+            PathVizError: the model uses genes and ``omics`` is None.
+        """
         raw = self._raw(clinical, omics).reindex(columns=self.columns_, fill_value=0.0)
         return (raw - self.mean_[self.columns_]) / self.sd_[self.columns_]

@@ -1,7 +1,12 @@
 """Penalised Cox regression (elastic net; Simon et al., J Stat Softw 2011, "Regularization paths
 for Cox's proportional hazards model via coordinate descent") via scikit-survival's
 ``CoxnetSurvivalAnalysis``. The penalty strength is chosen by K-fold cross-validated Harrell's C
-on the training data only; the final model is refitted on all training rows at that alpha.
+on the training data only; the final model is refitted on all training rows at that alpha. Survival
+functions use the shared Breslow baseline (:mod:`pathviz.risk.breslow`) of the training rows'
+prognostic index.
+
+The split helpers :func:`stratified_folds` and :func:`train_validation_split` live in
+:mod:`pathviz.survival.splits` and are re-exported here for existing callers.
 """
 
 from __future__ import annotations
@@ -13,32 +18,15 @@ import pandas as pd
 
 from pathviz.cohort.schema import Cohort
 from pathviz.errors import PathVizError
-from pathviz.risk.base import TabularPreprocessor
+from pathviz.risk.base import RiskModel, TabularPreprocessor
+from pathviz.risk.breslow import BreslowBaseline, fit_breslow
 from pathviz.survival.concordance import harrell_c
+from pathviz.survival.splits import stratified_folds, train_validation_split
+
+__all__ = ["CoxnetRiskModel", "default_covariates", "fit_cohort_risk", "stratified_folds", "train_validation_split"]
 
 
-def stratified_folds(event: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """Fold index arrays with events spread evenly (stratified by event status)."""
-    rng = np.random.default_rng(seed)
-    folds = [[] for _ in range(k)]
-    for status in (0, 1):
-        idx = rng.permutation(np.flatnonzero(np.asarray(event) == status))
-        for i, j in enumerate(idx):
-            folds[i % k].append(j)
-    return [np.sort(np.array(f, dtype=int)) for f in folds]
-
-
-def train_validation_split(event: np.ndarray, validation_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks ``(train, validation)`` stratified by event status, seeded."""
-    rng = np.random.default_rng(seed)
-    val = np.zeros(len(event), dtype=bool)
-    for status in (0, 1):
-        idx = rng.permutation(np.flatnonzero(np.asarray(event) == status))
-        val[idx[: int(round(len(idx) * validation_fraction))]] = True
-    return ~val, val
-
-
-class CoxnetRiskModel:
+class CoxnetRiskModel(RiskModel):
     """Elastic-net Cox on clinical covariates + expression.
 
     Args:
@@ -57,7 +45,8 @@ class CoxnetRiskModel:
         allowed_covariates: columns cleared by the cohort despite outcome-like names.
 
     Attributes (after fit): ``alpha_``, ``cv_c_index_`` (mean CV C at alpha_), ``coef_``
-    (Series, standardised features), ``preprocessor_``.
+    (Series, standardised features), ``preprocessor_``, ``baseline_`` (Breslow baseline of the
+    training rows, :class:`~pathviz.risk.breslow.BreslowBaseline`).
     """
 
     def __init__(self, clinical: list[str] | None = None, use_genes: bool = True, l1_ratio: float = 0.5,
@@ -83,7 +72,7 @@ class CoxnetRiskModel:
         from sksurv.linear_model import CoxnetSurvivalAnalysis
 
         model = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas, n_alphas=50, alpha_min_ratio=alpha_min_ratio,
-                                       penalty_factor=self._penalty, fit_baseline_model=True, max_iter=100000)
+                                       penalty_factor=self._penalty, fit_baseline_model=False, max_iter=100000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X, self._y(time, event))
@@ -115,7 +104,8 @@ class CoxnetRiskModel:
         return list(self.preprocessor_.columns_)
 
     def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "CoxnetRiskModel":
-        """Fit on training rows (``clinical`` indexed by patient_id; ``omics`` may be None).
+        """Fit on training rows (``clinical`` indexed by patient_id; ``omics`` patients x genes, may
+        be None; ``time`` float[n] months; ``event`` int[n] 0/1).
 
         Raises:
             OutcomeLeakageError: an outcome column among the covariates.
@@ -157,23 +147,28 @@ class CoxnetRiskModel:
         self.alpha_ = float(self.model_.alphas_[best])
         self.cv_c_index_ = float(mean[best])
         self.coef_ = pd.Series(self.model_.coef_[:, best], index=self.preprocessor_.columns_)
+        self.baseline_: BreslowBaseline = fit_breslow(X @ self.coef_.to_numpy(), time, event)
         return self
 
-    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None) -> np.ndarray:
-        """Prognostic index (linear predictor) per patient: float[n]; higher = worse."""
+    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None = None) -> np.ndarray:
+        """Prognostic index (linear predictor) per patient: float[n]; higher = worse.
+
+        Raises:
+            PathVizError: the model uses genes and ``omics`` is None.
+        """
         X = self.preprocessor_.transform(clinical, omics).to_numpy()
         return X @ self.coef_.to_numpy()
 
     def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
-        """S(t) per patient at ``times`` (months), Breslow baseline: float[n, len(times)]."""
-        X = self.preprocessor_.transform(clinical, omics).to_numpy()
-        fns = self.model_.predict_survival_function(X, alpha=self.alpha_)
-        times = np.asarray(times, float)
-        out = np.empty((len(fns), len(times)))
-        for i, f in enumerate(fns):
-            lo, hi = f.domain
-            out[i] = f(np.clip(times, lo, hi))
-        return out
+        """S(t) per patient at ``times`` (months): ``float[n, len(times)]`` in [0, 1], non-increasing
+        along ascending ``times``; Breslow baseline of the training rows
+        (:meth:`~pathviz.risk.breslow.BreslowBaseline.survival_function`: 1 before the first
+        training time, constant after the last).
+
+        Raises:
+            PathVizError: the model uses genes and ``omics`` is None.
+        """
+        return self.baseline_.survival_function(self.predict_risk(clinical, omics), times)
 
     def selected_features(self) -> pd.Series:
         """Non-zero coefficients (standardised features), largest magnitude first."""
@@ -183,7 +178,12 @@ class CoxnetRiskModel:
 
 def fit_cohort_risk(cohort: Cohort, clinical: list[str] | None = None, use_genes: bool = True,
                     validation_fraction: float = 0.3, seed: int = 0, **kw) -> tuple[CoxnetRiskModel, pd.DataFrame]:
-    """Fit the penalised Cox on a training split of a cohort and score every patient.
+    """Fit the penalised Cox on a training split of a cohort
+    (:func:`~pathviz.survival.splits.train_validation_split`, stratified by event, seeded) and
+    score every patient. ``kw`` goes to :class:`CoxnetRiskModel`.
+
+    Raises:
+        OutcomeLeakageError, PathVizError: as :meth:`CoxnetRiskModel.fit`.
 
     Returns:
         ``(model, table)``: table indexed by patient_id with ``time``, ``event``, ``risk``,

@@ -16,33 +16,17 @@ import numpy as np
 import pandas as pd
 
 from pathviz.errors import PathVizError
+from pathviz.risk.base import RiskModel
+from pathviz.risk.breslow import BreslowBaseline, fit_breslow
 
 
-def breslow_cumulative_hazard(time, event, risk) -> tuple[np.ndarray, np.ndarray, float]:
-    """Breslow estimator of the baseline cumulative hazard for a fitted prognostic index.
-
-    Args:
-        time: ``float[n]`` months; event: ``int[n]`` 0/1; risk: ``float[n]`` prognostic index.
-
-    Returns:
-        ``(event times float[k], H0 float[k], shift)``; the baseline is for ``risk = shift``
-        (the maximum, for numerical stability), so ``S(t | r) = exp(-H0(t) exp(r - shift))``.
-    """
-    time, event, risk = np.asarray(time, float), np.asarray(event, int), np.asarray(risk, float)
-    shift = float(risk.max())
-    w = np.exp(risk - shift)
-    uniq = np.unique(time[event == 1])
-    at_risk = np.array([w[time >= u].sum() for u in uniq])
-    deaths = np.array([event[time == u].sum() for u in uniq])
-    return uniq, np.cumsum(deaths / at_risk), shift
-
-
-class StoredRiskModel:
+class StoredRiskModel(RiskModel):
     """A risk model whose scores were computed by a trained model (see module docstring).
 
     Attributes: ``table`` (index patient_id: ``prognostic_index``, ``split``, ``time``, ``event``),
     ``label`` and ``description`` (shown by the page), ``cv_c_index_`` (the model's validation
-    C-index while fitting), ``metrics`` (the model's metrics.json).
+    C-index while fitting), ``metrics`` (the model's metrics.json), ``baseline_``
+    (:class:`~pathviz.risk.breslow.BreslowBaseline` on the fitted patients).
     """
 
     REQUIRED = ("prognostic_index", "split", "time", "event")
@@ -69,9 +53,20 @@ class StoredRiskModel:
         self.label, self.description = label, description
         self.cv_c_index_ = float(cv_c_index)
         self.metrics = metrics or {}
-        fit = table["split"].isin(["train", "validation"]).to_numpy()
-        self.baseline_times_, self.baseline_cumhaz_, self.baseline_shift_ = breslow_cumulative_hazard(
-            table["time"][fit], table["event"][fit], table["prognostic_index"][fit])
+        fitted = self.table[self.table["split"].isin(["train", "validation"])]
+        self.fit(fitted, None, fitted["time"], fitted["event"])
+
+    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "StoredRiskModel":
+        """Fit the Breslow baseline (:func:`~pathviz.risk.breslow.fit_breslow`) of the stored index
+        on ``clinical``'s patients (index patient_id) with their ``time`` (months) and ``event``
+        (0/1). The index itself was fitted by the trained model and is not changed. The
+        constructor calls it on the model's fitted (train + validation) patients.
+
+        Raises:
+            PathVizError: a patient the model did not score.
+        """
+        self.baseline_: BreslowBaseline = fit_breslow(self.predict_risk(clinical), time, event)
+        return self
 
     @classmethod
     def from_pagenet(cls, folder: str | Path) -> "StoredRiskModel":
@@ -125,8 +120,9 @@ class StoredRiskModel:
 
     def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
         """S(t) per patient at ``times`` (months), Breslow baseline on the fitted patients:
-        ``float[n, len(times)]``."""
-        r = self.predict_risk(clinical)
-        idx = np.searchsorted(self.baseline_times_, np.asarray(times, float), side="right") - 1
-        h0 = np.where(idx >= 0, self.baseline_cumhaz_[np.clip(idx, 0, None)], 0.0)
-        return np.exp(-np.outer(np.exp(r - self.baseline_shift_), h0))
+        ``float[n, len(times)]`` in [0, 1], non-increasing along ascending ``times``.
+
+        Raises:
+            PathVizError: a patient the model did not score.
+        """
+        return self.baseline_.survival_function(self.predict_risk(clinical), times)

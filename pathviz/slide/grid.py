@@ -14,9 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from pathviz.errors import EmptyTissueMaskError, PathVizError
-from pathviz.npzio import load_npz, save_npz
+from pathviz.store.npzio import load_npz, save_npz
 from pathviz.slide.reader import Slide
 from pathviz.slide.tissue import TissueMask
+
+#: Default analysis grid, defined once here (``tile_grid``'s defaults; the CLI imports them):
+#: 256-px patches at 0.5 microns per pixel (20x objective), kept where at least 50% is tissue.
+DEFAULT_MPP = 0.5
+DEFAULT_PATCH_SIZE = 256
+DEFAULT_MIN_TISSUE = 0.5
 
 
 @dataclass(frozen=True)
@@ -123,15 +129,16 @@ class TileGrid:
 
 
 def grid_key(mpp: float, patch_size: int) -> str:
+    """The grid's storage key, e.g. ``mpp0.500_px256`` (mpp to 3 decimals, patch side in px)."""
     return f"mpp{mpp:.3f}_px{int(patch_size)}"
 
 
 def tile_grid(
     slide: Slide,
     mask: TissueMask,
-    mpp: float = 0.5,
-    patch_size: int = 256,
-    min_tissue: float = 0.5,
+    mpp: float = DEFAULT_MPP,
+    patch_size: int = DEFAULT_PATCH_SIZE,
+    min_tissue: float = DEFAULT_MIN_TISSUE,
 ) -> TileGrid:
     """Lay a tile grid over the slide and keep tiles with enough tissue.
 
@@ -148,7 +155,8 @@ def tile_grid(
         EmptyTissueMaskError: the mask holds no tissue, or no tile reaches ``min_tissue``.
     """
     if not (mpp > 0 and patch_size > 0):
-        raise PathVizError(f"mpp ({mpp}) and patch size ({patch_size}) must be positive.", "e.g. --mpp 0.5 --size 256.")
+        raise PathVizError(f"mpp ({mpp}) and patch size ({patch_size}) must be positive.",
+                           f"e.g. --mpp {DEFAULT_MPP} --size {DEFAULT_PATCH_SIZE}.")
     if not 0.0 <= min_tissue <= 1.0:
         raise PathVizError(f"min_tissue {min_tissue} is outside 0-1.", "use a fraction such as 0.5.")
     w0, h0 = slide.dimensions

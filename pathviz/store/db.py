@@ -26,7 +26,9 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = create_engine(url, future=True)
+        # SQLite: wait up to 30 s for a writer's lock (workers write job progress while pages read/write)
+        connect_args = {"timeout": 30} if url.startswith("sqlite") else {}
+        self.engine = create_engine(url, future=True, connect_args=connect_args)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)

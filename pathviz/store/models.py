@@ -67,3 +67,42 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     slide: Mapped[SlideRecord] = relationship(back_populates="reviews")
+
+
+class JobRecord(Base):
+    """A background job (training a model, building the demo) run by a worker process.
+
+    Columns: ``kind`` (a registered job kind, e.g. ``coxpasnet``), ``params`` (JSON text),
+    ``status`` (``queued``, ``running``, ``succeeded``, ``failed``, ``cancelled``, ``interrupted``),
+    ``progress`` (fraction 0..1) and ``message`` (what it is doing), ``device`` (the worker queue it
+    runs on), ``timeout_s`` (seconds, None = no limit), ``cancel_requested``, the worker's and the
+    job process's pid (and the worker's host and process start time, to tell a dead worker from a
+    reused pid), ``result`` (JSON text, e.g. the model version it registered), ``error`` (what
+    went wrong and how to fix it), ``log_path``, and UTC times ``created_at``, ``started_at``,
+    ``finished_at``.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')",
+                                      name="job_status_values"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    device: Mapped[str] = mapped_column(String(32), default="default")
+    timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
+    worker_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker_started: Mapped[float | None] = mapped_column(Float, nullable=True)
+    job_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

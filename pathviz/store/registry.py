@@ -86,10 +86,16 @@ def model_kinds() -> dict[str, ModelKind]:
 
 register_kind(ModelKind("coxpasnet", "Cox-PASNet: pathway-informed Cox network (genes -> pathways -> Cox, seed 000)",
                         ("weights.pt", "model.json"),
-                        {"repeats": {"default": 1, "min": 1, "max": 20, "help": "repeated splits"},
-                         "seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"}}))
+                        {"genesets": {"default": "kegg", "help": "gene-set library: kegg, go_bp, or an added GMT file's path"},
+                         "seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
+                         "repeats": {"default": 1, "min": 1, "max": 20, "help": "repeated splits (held-out C spread)"},
+                         "min_size": {"default": 15, "min": 2, "max": 1000, "help": "smallest gene set kept (genes)"},
+                         "max_size": {"default": 300, "min": 5, "max": 5000, "help": "largest gene set kept (genes)"},
+                         "min_coverage": {"default": 0.5, "min": 0.0, "max": 1.0,
+                                          "help": "least fraction of a set's genes measured in the cohort"}}))
 register_kind(ModelKind("pagenet", "PAGE-Net: slides + expression + age (seed 000)", ("pagenet.pt", "cnn.pt"),
-                        {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"}}))
+                        {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
+                         "epochs_cnn": {"default": 6, "min": 1, "max": 50, "help": "patch-CNN pre-training epochs"}}))
 register_kind(ModelKind("coxnet", "Elastic-net Cox on clinical covariates and expression", (),
                         {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
                          "l1_ratio": {"default": 0.5, "min": 0.01, "max": 1.0, "help": "elastic-net mixing"}}))
@@ -313,6 +319,13 @@ class ModelRegistry:
             tag = al[tag]
         return self._read(self._model_dir(kind, name) / tag)
 
+    def chosen(self, kind: str) -> dict[str, Manifest]:
+        """The version the product uses for every model of ``kind`` (its ``production`` alias,
+        else its newest version): ``{name: Manifest}``. Pages, the CLI and the viewer resolve
+        models through this (or :meth:`get`), never by reading model folders."""
+        names = sorted({m.name for m in self.versions(kind)}) if (self.root / kind).exists() else []
+        return {n: self.get(f"{kind}/{n}") for n in names}
+
     def path(self, ref: str, verify: bool = True) -> Path:
         """The folder of a resolved version, its files checked against the manifest first."""
         man = self.get(ref)
@@ -391,6 +404,20 @@ class ModelRegistry:
                 raise RegistryError(f"{kind}/{name}: alias {alias!r} has no earlier version to roll back to.",
                                     f"promote a version instead (pathviz models promote {kind}/{name}@vNNNN).")
             return self._move_alias(kind, name, alias, target, "rollback")
+
+
+#: Which pages use the chosen version of each kind (shown on the admin page).
+USED_BY = {
+    "coxpasnet": ("Pathways (rankings, node KM, heatmap)", "Patient risk (Cox-PASNet strata)"),
+    "pagenet": ("Slide viewer (survival layers)", "Patient risk (PAGE-Net strata)", "Pathways (PAGE-Net ranking)"),
+}
+
+
+def chosen_layer_tags(registry: "ModelRegistry", kind: str = "pagenet") -> set[str]:
+    """Layer tags (``metrics["layer_tag"]``) of the chosen version of every ``kind`` model: the
+    viewer shows only model layers carrying one of them
+    (:meth:`pathviz.store.workspace.Workspace.layer_names`)."""
+    return {str(m.metrics["layer_tag"]) for m in registry.chosen(kind).values() if m.metrics.get("layer_tag")}
 
 
 def _remove_dead_writers(folder: Path, grace_s: float = 60.0) -> None:

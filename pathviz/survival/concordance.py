@@ -151,18 +151,13 @@ def uno_c(train_time, train_event, test_time, test_event, risk, tau: float | Non
 
 
 def time_dependent_auc(train_time, train_event, test_time, test_event, risk, times) -> dict[float, float]:
-    """Cumulative/dynamic AUC at ``times`` (months), IPCW-weighted (Uno 2007; Hung & Chiang 2010;
-    scikit-survival ``cumulative_dynamic_auc``). Times outside the follow-up range are dropped;
-    returns ``{time: auc}``."""
-    from sksurv.metrics import cumulative_dynamic_auc
+    """Cumulative/dynamic AUC at ``times`` (months) as ``{time: auc}``: the dict form of
+    :func:`pathviz.survival.evaluation.time_dependent_auc` (IPCW-weighted, Uno 2007; Hung & Chiang
+    2010; scikit-survival ``cumulative_dynamic_auc``), which drops times outside the follow-up."""
+    from pathviz.survival.evaluation import time_dependent_auc as _auc
 
-    tt = np.asarray(test_time, float)
-    ok = [float(x) for x in times if tt.min() <= x < tt.max()]
-    if not ok:
-        return {}
-    aucs, _ = cumulative_dynamic_auc(_surv_array(train_time, train_event), _surv_array(test_time, test_event),
-                                     np.asarray(risk, float), ok)
-    return dict(zip(ok, map(float, aucs)))
+    r = _auc(train_time, train_event, test_time, test_event, risk, list(times))
+    return dict(zip(map(float, r["times"]), map(float, r["auc"])))
 
 
 def integrated_brier(train_time, train_event, test_time, test_event, surv_prob, times) -> float:

@@ -1,7 +1,9 @@
 """Tile service for the viewer: DeepZoom slide tiles and heatmap overlay tiles, with caches.
 
 :class:`TileService` holds the logic (no HTTP), so the benchmark and tests can call it directly;
-:mod:`pathviz.tileserver` puts it behind a small HTTP server the viewer's OpenSeadragon reads from.
+:mod:`pathviz.viewer.routes` serves it from the app's own server (same origin as the dashboard) to
+the viewer's OpenSeadragon, and :mod:`pathviz.viewer.shared` keeps the one service per workspace
+that the routes and the pages share.
 
 Caching: open slides and their DeepZoom generators are kept per slide; encoded tiles (JPEG for the
 slide, PNG for overlays) are kept in a byte-bounded LRU, so a tile seen once is served from memory.
@@ -20,7 +22,7 @@ from pathviz.errors import PathVizError
 from pathviz.layers.overlay import OverlayDeepZoom
 from pathviz.layers.score import layer_raster, mask_raster
 from pathviz.slide.reader import Slide
-from pathviz.workspace import Workspace
+from pathviz.store.workspace import Workspace
 
 TILE_SIZE = 256
 JPEG_QUALITY = 85
@@ -39,11 +41,17 @@ class LRUBytes:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: tuple, count_miss: bool = True) -> bytes | None:
+        """The cached bytes of ``key`` (now most recently used), or None.
+
+        ``count_miss=False`` looks without counting a miss (a caller that will ask again, e.g.
+        the tile routes peek on the event loop and render in a worker thread on a miss).
+        """
         with self._lock:
             val = self._data.get(key)
             if val is None:
-                self.misses += 1
+                if count_miss:
+                    self.misses += 1
                 return None
             self._data.move_to_end(key)
             self.hits += 1
@@ -107,10 +115,26 @@ class TileService:
         return {"width": w, "height": h, "tile_size": self.tile_size, "levels": e.dz.level_count, "mpp": e.slide.mpp}
 
     def slide_dzi(self, slide_id: str) -> str:
+        """DeepZoom descriptor (DZI XML, JPEG tiles) of a registered slide.
+
+        Raises:
+            WorkspaceError: unknown slide id; SlideError: the slide file cannot be read.
+        """
         return self._open(slide_id).dz.get_dzi("jpeg")
 
+    def cached_slide_tile(self, slide_id: str, level: int, col: int, row: int) -> bytes | None:
+        """JPEG bytes of a slide tile if it is in the tile cache (counted as served), else None.
+
+        Never opens a slide or renders, so it is cheap enough to call on an event loop; a None is
+        not counted as a cache miss (the caller then calls :meth:`slide_tile`, which counts it).
+        """
+        data = self.cache.get(("slide", slide_id, level, col, row), count_miss=False)
+        if data is not None:
+            self.tiles_served += 1
+        return data
+
     def slide_tile(self, slide_id: str, level: int, col: int, row: int) -> bytes:
-        """JPEG bytes of DeepZoom tile ``(level, col, row)``.
+        """JPEG bytes of DeepZoom tile ``(level, col, row)`` (256 px, level 0 = one pixel).
 
         Raises:
             ValueError: level or address outside the pyramid; WorkspaceError: unknown slide.
@@ -142,10 +166,31 @@ class TileService:
                 self._overlays[key] = ov
         return ov
 
+    def cached_overlay_tile(
+        self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float
+    ) -> bytes | None:
+        """PNG bytes of an overlay tile if it is in the tile cache (counted as served), else None.
+
+        Like :meth:`cached_slide_tile`: never renders, a None is not counted as a miss.
+        """
+        key = ("overlay", slide_id, layer, cmap, float(vmin), float(vmax), level, col, row)
+        data = self.cache.get(key, count_miss=False)
+        if data is not None:
+            self.tiles_served += 1
+        return data
+
     def overlay_tile(
         self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float
     ) -> bytes:
-        """PNG (RGBA) bytes of an overlay tile, aligned with :meth:`slide_tile` of the same address."""
+        """PNG (RGBA) bytes of an overlay tile, aligned with :meth:`slide_tile` of the same address.
+
+        ``layer`` is a stored score layer of the slide's default grid, or :data:`MASK_LAYER`;
+        ``vmin``/``vmax`` (in the layer's units) map to the ends of colour map ``cmap``.
+
+        Raises:
+            WorkspaceError: unknown slide or layer; ValueError: level or address outside the
+            pyramid; PathVizError: unknown colour map or non-finite value range.
+        """
         if not (np.isfinite(vmin) and np.isfinite(vmax)):
             raise PathVizError(f"Value range ({vmin}, {vmax}) is not finite.", "give numbers for vmin and vmax.")
         key = ("overlay", slide_id, layer, cmap, float(vmin), float(vmax), level, col, row)

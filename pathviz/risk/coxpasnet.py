@@ -1,7 +1,10 @@
 """Cox-PASNet as a PathViz risk model: gene sets + expression + clinical -> prognostic index.
 
-Same interface as the elastic-net Cox (``fit`` / ``predict_risk`` / ``predict_survival_function``),
-so the patient page can use it. The expression scaler and clinical standardisation are fitted on
+The cohort-level wrapper around the torch network of :mod:`pathviz.nn.coxpasnet` (which holds the
+modules and the training loop only). It implements :class:`~pathviz.risk.base.RiskModel`
+(``fit`` / ``predict_risk`` / ``predict_survival_function``), so the patient page can use it;
+survival functions use the shared Breslow baseline (:mod:`pathviz.risk.breslow`) of the training
+rows. The expression scaler and clinical standardisation are fitted on
 the training rows given to :meth:`CoxPASNetModel.fit`. ``n_members`` networks are trained, each
 with its own stratified 20% inner validation split of those rows driving early stopping and the
 learning-rate x L2 grid; the prognostic index is their mean (bagging). On TCGA STAD/BLCA this
@@ -23,13 +26,27 @@ import torch
 from pathviz.cohort.endpoints import check_no_outcome_features
 from pathviz.errors import PathVizError
 from pathviz.genomics import ExpressionScaler, GeneSetLibrary, pathway_mask
-from pathviz.nn.coxpasnet import CoxPASNet, CoxPASNetEnsemble, TrainConfig, train_coxpasnet
-from pathviz.risk.coxnet import train_validation_split
+from pathviz.nn.coxpasnet import (
+    INNER_VALIDATION_FRACTION,
+    L2_GRID,
+    LR_GRID,
+    CoxPASNet,
+    CoxPASNetEnsemble,
+    TrainConfig,
+    train_coxpasnet,
+)
+from pathviz.risk.base import RiskModel
+from pathviz.risk.breslow import BreslowBaseline, fit_breslow
+from pathviz.survival.splits import train_validation_split
 
-DEFAULT_GRID = {"lr": (3e-3, 1e-2), "l2": (1e-4, 1e-2)}
+__all__ = ["DEFAULT_GRID", "CoxPASNetModel", "TrainConfig"]
+
+#: Learning-rate x L2 grid searched on each member's inner validation split (defined once, in
+#: :mod:`pathviz.nn.coxpasnet`; PAGE-Net's job uses the same grid).
+DEFAULT_GRID = {"lr": LR_GRID, "l2": L2_GRID}
 
 
-class CoxPASNetModel:
+class CoxPASNetModel(RiskModel):
     """Cox-PASNet with preprocessing and hyper-parameter search.
 
     Args:
@@ -44,11 +61,17 @@ class CoxPASNetModel:
         outcome_columns: the cohort's outcome columns (:attr:`pathviz.cohort.Cohort.outcome_columns`);
             fit refuses any of them (or an outcome-like name) among ``clinical``.
         allowed_covariates: names the cohort cleared despite looking like outcomes.
+
+    Attributes (after fit): ``net_`` (the bagged :class:`~pathviz.nn.coxpasnet.CoxPASNetEnsemble`),
+    ``genes_``, ``pathways_``, ``mask_`` (``bool[n_genes, n_pathways]``), ``scaler_``,
+    ``val_c_index_`` (mean inner validation C-index of the members), ``grid_results_``,
+    ``baseline_`` (:class:`~pathviz.risk.breslow.BreslowBaseline` of the training rows).
     """
 
     def __init__(self, library: GeneSetLibrary, clinical: list[str] | None = None, grid: dict | None = None,
                  config: TrainConfig | None = None, min_coverage: float = 0.5, device: str | None = None,
-                 n_members: int = 5, outcome_columns=(), allowed_covariates=()):
+                 n_members: int = 5, outcome_columns=(), allowed_covariates=(), progress=None):
+        self.progress = progress  # optional progress(fraction 0..1, message) over the grid fits of :meth:`fit`
         self.outcome_columns = tuple(outcome_columns)
         self.allowed_covariates = tuple(allowed_covariates)
         self.n_members = n_members
@@ -80,8 +103,9 @@ class CoxPASNetModel:
         return X[self.genes_].to_numpy(np.float32)
 
     # -- fit ---------------------------------------------------------------------------------
-    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame, time, event) -> "CoxPASNetModel":
-        """Fit on training patients (``clinical`` indexed by patient_id; ``omics`` patients x genes).
+    def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "CoxPASNetModel":
+        """Fit on training patients (``clinical`` indexed by patient_id; ``omics`` patients x genes;
+        ``time`` float[n] months; ``event`` int[n] 0/1).
 
         Raises:
             OutcomeLeakageError: an outcome column among the clinical covariates (the guard of
@@ -117,8 +141,9 @@ class CoxPASNetModel:
         C = self._clinical_matrix(clinical)
         init_clinical = self._clinical_cox(C, time, event)
         members, self.grid_results_, self.member_configs_, vals = [], [], [], []
+        n_fits, done = max(1, self.n_members) * len(self.grid["lr"]) * len(self.grid["l2"]), 0
         for k in range(max(1, self.n_members)):
-            inner_tr, inner_va = train_validation_split(event, 0.2, self.config.seed * 1000 + k)
+            inner_tr, inner_va = train_validation_split(event, INNER_VALIDATION_FRACTION, self.config.seed * 1000 + k)
             best = None
             for lr in self.grid["lr"]:
                 for l2 in self.grid["l2"]:
@@ -130,6 +155,9 @@ class CoxPASNetModel:
                                                "best_epoch": res.best_epoch, "seconds": res.seconds})
                     if best is None or res.val_c_index > best[2].val_c_index:
                         best = (net, cfg, res)
+                    done += 1
+                    if self.progress is not None:
+                        self.progress(done / n_fits, f"network {k + 1} of {max(1, self.n_members)}: grid fit {done} of {n_fits}")
             members.append(best[0])
             self.member_configs_.append(best[1])
             vals.append(best[2].val_c_index)
@@ -137,13 +165,14 @@ class CoxPASNetModel:
         self.config_ = self.member_configs_[0]
         self.val_c_index_ = float(np.mean(vals))
         # Breslow baseline hazard on all training rows
-        risk = self.predict_risk(clinical, omics)
-        self._baseline(time, event, risk)
+        self.baseline_: BreslowBaseline = fit_breslow(self.predict_risk(clinical, omics), time, event)
         return self
 
     @staticmethod
     def _clinical_cox(C: np.ndarray, time, event) -> np.ndarray | None:
-        """Clinical-only Cox coefficients (standardised covariates), the clinical weights' start."""
+        """Clinical-only Cox coefficients (standardised covariates), the clinical weights' start:
+        lifelines ``CoxPHFitter(penalizer=0.01)`` on ``C`` ``float[n, p]``; ``float[p]``, zeros when
+        the fit fails, None when ``p == 0``."""
         if C.shape[1] == 0:
             return None
         from lifelines import CoxPHFitter
@@ -154,29 +183,32 @@ class CoxPASNetModel:
         except Exception:  # noqa: BLE001 - no usable start: the network starts from zero
             return np.zeros(C.shape[1])
 
-    def _baseline(self, time, event, risk) -> None:
-        from pathviz.risk.stored import breslow_cumulative_hazard
-
-        self.baseline_times_, self.baseline_cumhaz_, self.baseline_shift_ = breslow_cumulative_hazard(time, event, risk)
-
     # -- predict -----------------------------------------------------------------------------
-    def _tensors(self, clinical: pd.DataFrame, omics: pd.DataFrame):
+    def _tensors(self, clinical: pd.DataFrame, omics: pd.DataFrame | None):
+        if omics is None:
+            raise PathVizError("Cox-PASNet needs an expression matrix.", "pass the cohort's omics.")
         G = torch.as_tensor(self._gene_matrix(omics, clinical.index, "input"), device=self.device)
         C = torch.as_tensor(self._clinical_matrix(clinical), device=self.device)
         return G, C
 
-    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame) -> np.ndarray:
-        """Prognostic index float[n] (higher = worse)."""
+    def predict_risk(self, clinical: pd.DataFrame, omics: pd.DataFrame | None = None) -> np.ndarray:
+        """Prognostic index float[n] (higher = worse): the mean of the members' indices.
+
+        Raises:
+            PathVizError: ``omics`` is None, or a patient has no expression profile.
+        """
         self.net_.eval()
         with torch.no_grad():
             return self.net_(*self._tensors(clinical, omics)).cpu().numpy().astype(float)
 
-    def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame, times) -> np.ndarray:
-        """S(t | x) = exp(-H0(t) exp(PI - shift)) at ``times`` (months): float[n, len(times)]."""
-        risk = self.predict_risk(clinical, omics)
-        idx = np.searchsorted(self.baseline_times_, np.asarray(times, float), side="right") - 1
-        H0 = np.where(idx >= 0, self.baseline_cumhaz_[np.maximum(idx, 0)], 0.0)
-        return np.exp(-np.outer(np.exp(risk - self.baseline_shift_), H0))
+    def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
+        """S(t | x) = exp(-H0(t) exp(PI - shift)) at ``times`` (months): float[n, len(times)] in
+        [0, 1], non-increasing along ascending ``times`` (Breslow baseline of the training rows).
+
+        Raises:
+            PathVizError: as :meth:`predict_risk`.
+        """
+        return self.baseline_.survival_function(self.predict_risk(clinical, omics), times)
 
     def node_activations(self, clinical: pd.DataFrame, omics: pd.DataFrame) -> dict[str, np.ndarray]:
         """Node activations per patient: ``pathway`` float[n, n_pathways] averaged over members
@@ -197,7 +229,8 @@ class CoxPASNetModel:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, folder: str | Path, cohort: str = "", extra: dict | None = None) -> Path:
-        """Write the model folder (weights, JSON description, model card)."""
+        """Write the model folder (``weights.pt``, ``model.json``, ``MODEL_CARD.md``); ``extra`` is
+        merged into model.json (its ``card`` text is appended to the card). Returns the folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net_.state_dict(), folder / "weights.pt")
@@ -211,8 +244,7 @@ class CoxPASNetModel:
                                                           "constant": self.scaler_.constant_},
             "config": asdict(self.config_), "member_configs": [asdict(c) for c in self.member_configs_],
             "grid": self.grid_results_, "val_c_index": self.val_c_index_,
-            "baseline": {"times": self.baseline_times_.tolist(), "cumhaz": self.baseline_cumhaz_.tolist(),
-                         "shift": self.baseline_shift_},
+            "baseline": self.baseline_.to_dict(),
             "notes": self.notes_, "gene_set_source": self.library.source, **(extra or {}),
         }
         (folder / "model.json").write_text(json.dumps(meta, indent=1))
@@ -265,9 +297,7 @@ class CoxPASNetModel:
         m.net_.eval()
         m.val_c_index_ = meta["val_c_index"]
         m.grid_results_ = meta["grid"]
-        m.baseline_times_ = np.array(meta["baseline"]["times"])
-        m.baseline_cumhaz_ = np.array(meta["baseline"]["cumhaz"])
-        m.baseline_shift_ = meta["baseline"]["shift"]
+        m.baseline_ = BreslowBaseline.from_dict(meta["baseline"])
         m.notes_ = meta["notes"]
         m.meta_ = meta
         return m

@@ -39,29 +39,59 @@ from pathviz.errors import PathVizError
 from pathviz.explain.pagenet import pagenet_gene_ranking, pagenet_pathway_ranking, patch_contributions
 from pathviz.genomics import ExpressionScaler, default_library, pathway_mask
 from pathviz.layers.score import ScoreLayer
-from pathviz.nn.pagenet import fit_pagenet_ensemble, patch_scores, pretrain_patch_cnn, two_stage_pool
-from pathviz.npzio import load_npz, save_npz
+from pathviz.nn.pagenet import L2_GRID, LR_GRID, fit_pagenet_ensemble, patch_scores, pretrain_patch_cnn, two_stage_pool
+from pathviz.store.npzio import load_npz, save_npz
 from pathviz.risk import CoxnetRiskModel
 from pathviz.slide.stain import MacenkoNormaliser
 from pathviz.survival import harrell_c
 from pathviz.survival.chance import held_out_c_index
-from pathviz.workspace import Workspace
-from pathviz.training.coxpasnet_job import clinical_cox_risk
+from pathviz.store.features import FeatureStore
+from pathviz.store.workspace import Workspace, model_layer_name
+from pathviz.jobs.coxpasnet import clinical_cox_risk
 
 Progress = Callable[[float, str], None]
 K1, K2 = 8, 72
 CNN_INPUT = 32  # px fed to the CNN (tiles are resized)
 PRETRAIN_PATCHES_PER_PATIENT = 48
-GRID_LR, GRID_L2 = (3e-3, 1e-2), (1e-4, 1e-2)
+GRID_LR, GRID_L2 = LR_GRID, L2_GRID
 MEMBERS = 5  # bagged integration networks (as Cox-PASNet), each with its own inner validation split
 TOP_MAPS = 5
 #: Clinical covariates of the integration network's clinical layer (seed 000: age only).
 PAGENET_CLINICAL = ["age"]
 
 
-def default_pagenet_dir(models_root: Path, cohort: str, seed: int) -> Path:
-    """Where ``pathviz train pagenet`` and the demo build put a cohort's PAGE-Net by default."""
-    return Path(models_root) / "pagenet" / f"{cohort}-seed{seed}"
+def train_registered_pagenet(workspace: Workspace, cohort_name: str = "demo", seed: int = 0, epochs_cnn: int = 6,
+                            device: str | None = None, progress: Progress | None = None):
+    """Train PAGE-Net (:func:`train_pagenet_model`) into a new immutable registry version
+    ``pagenet/<cohort>@vNNNN`` with its manifest (cohort, data digest, seed, params, held-out
+    metrics, model card). Its viewer layers are written under the model's feature version
+    (``metrics["layer_tag"]``), so other versions' layers stay as they were.
+
+    Returns:
+        The new version's :class:`~pathviz.store.registry.Manifest`.
+
+    Raises:
+        PathVizError: as :func:`train_pagenet_model` (nothing is registered then).
+    """
+    from pathviz.jobs.coxpasnet import cohort_digest
+    from pathviz.store.registry import ModelRegistry
+
+    cohort = load_cohort(cohort_name)
+
+    def write(folder: Path) -> dict:
+        return train_pagenet_model(workspace, folder, cohort_name, seed=seed, epochs_cnn=epochs_cnn, device=device,
+                                   progress=progress)
+
+    return ModelRegistry(workspace.models_dir).create_version(
+        "pagenet", cohort_name, write, cohort=cohort_name, data_digest=cohort_digest(cohort), split_seed=seed,
+        params={"seed": seed, "epochs_cnn": epochs_cnn, "k1": K1, "k2": K2, "members": MEMBERS, "cnn_input_px": CNN_INPUT,
+                "grid_lr": list(GRID_LR), "grid_l2": list(GRID_L2)},
+        card={"intended_use": "research: slide + expression + age prognostic index and survival-discriminative slide maps; "
+                              "not for clinical use",
+              "data": f"{cohort_name}: {cohort.description}",
+              "metrics": "held-out (test split) C-index with CI in metrics.held_out; comparators in metrics.test_c_index",
+              "limits": "one split of one cohort; the maps show where the model looks, not why; "
+                        "trust a ranking only where the held-out C-index beats chance and the clinical baseline"})
 
 
 def three_way_split(event: np.ndarray, seed: int) -> np.ndarray:
@@ -119,47 +149,6 @@ def read_patches(workspace: Workspace, slide_id: str) -> tuple[np.ndarray, objec
     return patches, grid
 
 
-class FeatureStore:
-    """Per-slide CNN outputs saved once and reused: ``derived/<slide_id>/features/<version>.npz``
-    with patch coordinates (level-0 px), patch scores ``float32[n, N]`` (stage-1 pooling) and the
-    maps ``float16[n, N, h, w]``. A new model version writes a new file, so stale features are
-    never read (invalidation by version)."""
-
-    def __init__(self, workspace: Workspace, version: str):
-        self.workspace, self.version = workspace, version
-
-    def path(self, slide_id: str) -> Path:
-        return self.workspace.derived_dir(slide_id) / "features" / f"pagenet-{self.version}.npz"
-
-    def has(self, slide_id: str) -> bool:
-        return self.path(slide_id).exists()
-
-    def save(self, slide_id: str, coords: np.ndarray, scores: np.ndarray, maps: np.ndarray) -> None:
-        save_npz(self.path(slide_id), {"version": self.version}, coords=coords, scores=scores.astype(np.float32),
-                 maps=maps.astype(np.float16))
-
-    def patch_maps(self, slide_id: str, xy: tuple[int, int], maps: list[int]) -> np.ndarray:
-        """The activations ``float[len(maps), h, w]`` of chosen maps inside the patch whose level-0
-        top-left corner is ``xy`` (the patch detail view, as the seed's Fig. 4).
-
-        Raises:
-            PathVizError: no stored features for this slide and version, or no patch at ``xy``.
-        """
-        if not self.has(slide_id):
-            raise PathVizError(f"No PAGE-Net features of model {self.version} for {slide_id}.", "retrain PAGE-Net.")
-        arrays = self.load(slide_id)
-        hit = np.flatnonzero((arrays["coords"][:, 0] == xy[0]) & (arrays["coords"][:, 1] == xy[1]))
-        if len(hit) == 0:
-            raise PathVizError(f"No patch at x={xy[0]}, y={xy[1]} in the features of {slide_id}.", "pick a flagged patch.")
-        return arrays["maps"][hit[0]][list(maps)].astype(np.float32)
-
-    def load(self, slide_id: str) -> dict[str, np.ndarray]:
-        header, arrays = load_npz(self.path(slide_id), "feature file", "retrain or recompute the features.")
-        if header.get("version") != self.version:
-            raise PathVizError(f"Feature file of {slide_id} is for model {header.get('version')}.", "recompute features.")
-        return arrays
-
-
 def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str = "demo", seed: int = 0,
                         epochs_cnn: int = 6, device: str | None = None, progress: Progress | None = None,
                         write_layers: bool = True) -> dict:
@@ -173,7 +162,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     missing = cohort.missing_modalities()
     if missing:
         from pathviz.cohort import available_cohorts
-        from pathviz.stratify import cohort_has_slides_and_omics
+        from pathviz.risk.stratify import cohort_has_slides_and_omics
 
         ok = [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
         raise PathVizError(f"Cohort {cohort_name!r} has no {' and no '.join(missing)}: PAGE-Net needs a slide and an "
@@ -238,7 +227,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     G = scaler.transform(cohort.omics.loc[pids, mapping.genes])[genes].to_numpy(np.float32)
     age = cohort.clinical[PAGENET_CLINICAL[0]].astype(float).to_numpy()
     C = ((age - age[tr].mean()) / age[tr].std()).reshape(-1, 1).astype(np.float32)
-    from pathviz.nn.pathway_model import CoxPASNetModel
+    from pathviz.risk.coxpasnet import CoxPASNetModel
 
     init_clin = CoxPASNetModel._clinical_cox(C[tr], t[tr], e[tr])
     report(0.6, "training the integrative network (grid over learning rate and L2)")
@@ -288,7 +277,17 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
                "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en, "clinical": c_clin},
                "held_out": held.to_dict(),
                "map_importance": map_importance.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways),
-               "pagenet_pathway_ranking": ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": cpn_top}
+               "pagenet_pathway_ranking": ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": cpn_top,
+               "layer_tag": version}
+    # time-dependent AUC and calibration on the test patients only (training = train + validation; predicted
+    # survival from the shared Breslow baseline of pi on those); each guarded, a failure is {"note": why}
+    from pathviz.risk.breslow import fit_breslow
+    from pathviz.survival.evaluation import held_out_evaluation
+
+    pi_flat = np.asarray(pi, float).reshape(-1)
+    metrics.update(held_out_evaluation(
+        t[trva], e[trva], t[te], e[te], pi_flat[te],
+        lambda tc: fit_breslow(pi_flat[trva], t[trva], e[trva]).survival_function(pi_flat[te], [tc])[:, 0]))
     if write_layers:
         report(0.9, "writing survival-discriminative layers")
         for pid in pids:
@@ -320,7 +319,9 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
 
 def write_survival_layers(workspace: Workspace, slide_id: str, arrays: dict, grid_key: str, contributions: np.ndarray,
                           top_maps: np.ndarray, map_sign: np.ndarray, version: str, pi: float) -> None:
-    """Two viewer layers per slide: ``survival_score`` (per patch: its contribution to the patient's
+    """Two viewer layers per slide, named for the model that wrote them
+    (:func:`pathviz.store.workspace.model_layer_name`: ``survival_score-m<version>``), so a retrained
+    model never overwrites another version's layers: ``survival_score`` (per patch: its contribution to the patient's
     prognostic index, Input x Gradient through PAGE-Net; :func:`pathviz.explain.pagenet.patch_contributions`)
     and ``survival_maps`` (sub-patch: the activations of the most important maps inside each patch,
     signed by the direction of each map's effect on risk and averaged).
@@ -334,12 +335,12 @@ def write_survival_layers(workspace: Workspace, slide_id: str, arrays: dict, gri
     sub = np.tensordot(top, np.asarray(map_sign, np.float32), axes=([1], [0])) / len(top_maps)  # [n, h, w]
     meta = {"model_version": version, "prognostic_index": pi, "top_maps": [int(m) for m in top_maps]}
     workspace.save_layer(slide_id, ScoreLayer(
-        name="survival_score", title="PAGE-Net patch contribution to risk", grid_key=grid_key,
+        name=model_layer_name("survival_score", version), title="PAGE-Net patch contribution to risk", grid_key=grid_key,
         scores=np.asarray(contributions, np.float32), units="PI contribution", meta=meta,
         description="Per patch: its contribution to the patient's PAGE-Net prognostic index (Input x Gradient "
                     "through the two-stage pooling and the integration network); higher = pushes risk up."))
     workspace.save_layer(slide_id, ScoreLayer(
-        name="survival_maps", title="PAGE-Net top survival-discriminative maps", grid_key=grid_key, scores=sub,
+        name=model_layer_name("survival_maps", version), title="PAGE-Net top survival-discriminative maps", grid_key=grid_key, scores=sub,
         units="signed activation", meta=meta,
         description=f"Inside each patch: mean activation of the {len(top_maps)} maps that move the prognostic index "
                     "most (each scaled to its maximum, signed + when the map raises risk), as the seed's Fig. 4."))

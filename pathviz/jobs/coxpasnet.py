@@ -20,8 +20,8 @@ import pandas as pd
 from pathviz.cohort import Cohort, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.explain import gene_ranking, pathway_ranking, ranking_stability
-from pathviz.genomics import GeneSetLibrary, default_library, read_gmt, read_gmt_text, readable_descriptions
-from pathviz.nn import CoxPASNetModel, TrainConfig
+from pathviz.genomics import MAX_SIZE, MIN_SIZE, GeneSetLibrary, default_library, read_gmt, read_gmt_text, readable_descriptions
+from pathviz.risk.coxpasnet import CoxPASNetModel, TrainConfig
 from pathviz.risk import train_validation_split
 from pathviz.survival import harrell_c
 from pathviz.survival.chance import HeldOutC, held_out_c_index
@@ -36,7 +36,7 @@ def coxpasnet_covariates(cohort: Cohort) -> list[str]:
     return [c for c in ("age",) if c in cohort.clinical_covariates()]
 
 
-def load_library(spec: str, min_size: int = 15, max_size: int = 300) -> GeneSetLibrary:
+def load_library(spec: str, min_size: int = MIN_SIZE, max_size: int = MAX_SIZE) -> GeneSetLibrary:
     """``kegg`` / ``go_bp`` (shipped) or a GMT path, size-filtered."""
     lib = default_library(spec) if spec in ("kegg", "go_bp") else read_gmt(spec)
     return lib.filter_size(min_size, max_size)
@@ -75,7 +75,8 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
         cfg = TrainConfig(**{**cfg.__dict__, "seed": s})
         t0 = time.perf_counter()
         model = CoxPASNetModel(library, clinical, config=cfg, min_coverage=min_coverage, device=device,
-                               outcome_columns=cohort.outcome_columns, allowed_covariates=cohort.allowed_covariates)
+                               outcome_columns=cohort.outcome_columns, allowed_covariates=cohort.allowed_covariates,
+                               progress=lambda f, m, r=r, s=s: report((r + 0.9 * f) / max(1, repeats), f"split seed {s}: {m}"))
         model.fit(cohort.clinical[train], cohort.omics, cohort.time[train], cohort.event[train])
         secs = time.perf_counter() - t0
         risk_val = model.predict_risk(cohort.clinical[val], cohort.omics)
@@ -93,6 +94,13 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
                        "inner_validation_c_index": model.val_c_index_, "n_training": int(train.sum()),
                        "n_validation": int(val.sum()), "train_seconds": secs, "device": model.device,
                        "pathways": len(model.pathways_), "genes": len(model.genes_), "clinical": clinical}
+            # time-dependent AUC and calibration of the saved model, on its validation patients only
+            # (each guarded: a failure is recorded as {"note": why}, never fails the training)
+            from pathviz.survival.evaluation import held_out_evaluation
+
+            metrics.update(held_out_evaluation(
+                cohort.time[train], cohort.event[train], cohort.time[val], cohort.event[val], risk_val,
+                lambda tc, m=model, v=val: m.predict_survival_function(cohort.clinical[v], cohort.omics, [tc])[:, 0]))
             genes = gene_ranking(model, cohort.clinical, cohort.omics)
         else:
             metrics.setdefault("repeat_validation_c_index", []).append(c_val)
@@ -145,7 +153,7 @@ def clinical_cox_risk(clinical: pd.DataFrame, covariates: list[str], train: np.n
     Returns:
         float[n] linear predictor, higher = worse.
     """
-    from pathviz.nn.pathway_model import CoxPASNetModel
+    from pathviz.risk.coxpasnet import CoxPASNetModel
 
     if not covariates:
         return np.zeros(len(clinical))
@@ -203,8 +211,8 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
         raise PathVizError(f"{name_or_path} is {len(data) / 1e6:.0f} MB; gene-set files are limited to "
                            f"{MAX_GMT_BYTES // 10**6} MB.", "split the file or keep only the collections you need.")
     lib = read_gmt_text(data, name_or_path)  # errors name the user's file and line, not a temporary copy
-    if not lib.filter_size(15, 300).sets:
-        raise PathVizError(f"{name_or_path}: no gene set has 15-300 genes ({len(lib.sets)} sets read).",
+    if not lib.filter_size(MIN_SIZE, MAX_SIZE).sets:
+        raise PathVizError(f"{name_or_path}: no gene set has {MIN_SIZE}-{MAX_SIZE} genes ({len(lib.sets)} sets read).",
                            "use a GMT of pathways (e.g. MSigDB Hallmark or Reactome).")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name_or_path).stem).strip("._") or "genesets"
     folder = Path(workspace.home) / "genesets"
@@ -267,10 +275,11 @@ def cohort_digest(cohort: Cohort) -> str:
 
 
 def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name: str, seed: int = 0, repeats: int = 1,
-                               min_size: int = 15, max_size: int = 300, min_coverage: float = 0.5,
+                               min_size: int = MIN_SIZE, max_size: int = MAX_SIZE, min_coverage: float = 0.5,
                                progress: Progress | None = None):
     """Train Cox-PASNet (:func:`train_pathway_model`) into a new immutable registry version
-    ``coxpasnet/<cohort>-<library>-seed<seed>@vNNNN`` with its manifest (cohort, data digest, seed,
+    ``coxpasnet/<cohort>@vNNNN`` (one model per cohort, so its ``production`` alias is the
+    cohort's; the gene-set library and seed are parameters of the version) with its manifest (cohort, data digest, seed,
     params, held-out metrics, model card).
 
     Returns:
@@ -292,9 +301,9 @@ def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name
 
     held_note = "held-out C-index and chance verdict in metrics.held_out"
     man = ModelRegistry(models_root).create_version(
-        "coxpasnet", coxpasnet_model_name(cohort.name, library_name, seed), write, cohort=cohort.name,
+        "coxpasnet", cohort.name, write, cohort=cohort.name,
         data_digest=cohort_digest(cohort), split_seed=seed,
-        params={"genesets": str(library_name), "repeats": repeats, "min_size": min_size, "max_size": max_size,
+        params={"genesets": str(library_name), "seed": seed, "repeats": repeats, "min_size": min_size, "max_size": max_size,
                 "min_coverage": min_coverage},
         card={"intended_use": "research: rank pathways and genes by their contribution to risk; not for clinical use",
               "data": f"{cohort.name}: {cohort.description}", "metrics": held_note,

@@ -15,7 +15,7 @@ import pandas as pd
 
 from pathviz.errors import PathVizError
 from pathviz.store.db import as_utc_string
-from pathviz.workspace import Workspace
+from pathviz.store.workspace import Workspace
 
 #: QuPath classification per verdict, with its colour (RGB).
 CLASSES = {"agree": ("Flagged: agree", [220, 40, 40]), "disagree": ("Flagged: disagree", [40, 90, 220]),

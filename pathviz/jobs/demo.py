@@ -23,7 +23,7 @@ from typing import Callable
 
 from pathviz.errors import PathVizError
 from pathviz.store.registry import sha256_file
-from pathviz.workspace import Workspace
+from pathviz.store.workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
@@ -106,8 +106,9 @@ def fetch_demo_file(item: DemoFile, cache_dir: Path) -> Path:
 def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True, pagenet: bool = True) -> list[str]:
     """Fetch the demo slides, register them (copied into the workspace) and analyse them; then
     (``cohort=True``) generate the multimodal demo cohort and (``pagenet=True``) train PAGE-Net on
-    it (split seed 0, into :func:`pathviz.training.pagenet_job.default_pagenet_dir`), which writes
-    the survival-discriminative viewer layers of every cohort slide.
+    it (split seed 0) into a new registry version ``pagenet/demo@vNNNN`` (unless one exists), which
+    writes the survival-discriminative viewer layers of every cohort slide. On first start the
+    dashboard runs this as a background job (kind ``demo``), so closing the browser stops nothing.
 
     Idempotent: slides already registered are reused, stored analyses are not recomputed.
 
@@ -134,14 +135,12 @@ def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: b
         )
     if cohort:
         build_demo_cohort(workspace, lambda f, m: report(share + cohort_share * f, m))
-        if pagenet:
-            from pathviz.training.pagenet_job import default_pagenet_dir, train_pagenet_model
+        if pagenet and not demo_pagenet_ready(workspace):
+            from pathviz.jobs.pagenet import train_registered_pagenet
 
-            folder = default_pagenet_dir(workspace.models_dir, "demo", 0)
-            if not (folder / "metrics.json").exists():
-                base = share + cohort_share
-                train_pagenet_model(workspace, folder, "demo", seed=0,
-                                    progress=lambda f, m: report(base + (1 - base) * f, f"PAGE-Net: {m}"))
+            base = share + cohort_share
+            train_registered_pagenet(workspace, "demo", seed=0,
+                                     progress=lambda f, m: report(base + (1 - base) * f, f"PAGE-Net: {m}"))
     report(1.0, "demo workspace ready")
     return ids
 
@@ -200,12 +199,42 @@ def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, se
 
 
 
-def demo_ready(workspace: Workspace) -> bool:
+def demo_slides_ready(workspace: Workspace) -> bool:
     """True when every demo slide is registered and analysed."""
     names = {rec.name: rec for rec in workspace.slides() if rec.source == "demo"}
     return all(
         item.name in names and workspace.default_grid_key(names[item.name].slide_id) is not None for item in DEMO_FILES
     )
+
+
+def demo_cohort_ready(workspace: Workspace) -> bool:
+    """True when the demo cohort is generated and every one of its slides is registered and analysed."""
+    folder = demo_cohort_dir(workspace)
+    if not (folder / "ground_truth.json").exists():
+        return False
+    by_path = {r.path: r.slide_id for r in workspace.slides()}
+    slides = sorted((folder / "slides").glob("*.tif"))
+    return bool(slides) and all(str(p.resolve()) in by_path and workspace.default_grid_key(by_path[str(p.resolve())])
+                                for p in slides)
+
+
+def demo_pagenet_ready(workspace: Workspace) -> bool:
+    """True when the registry holds a PAGE-Net version trained on the demo cohort."""
+    from pathviz.store.registry import ModelRegistry
+
+    return bool(ModelRegistry(workspace.models_dir).versions("pagenet", "demo"))
+
+
+def demo_status(workspace: Workspace) -> dict[str, bool]:
+    """Which parts of the demo workspace are built: ``{"slides", "cohort", "pagenet"}``."""
+    return {"slides": demo_slides_ready(workspace), "cohort": demo_cohort_ready(workspace),
+            "pagenet": demo_pagenet_ready(workspace)}
+
+
+def demo_ready(workspace: Workspace) -> bool:
+    """True when every part of the demo is built: its slides registered and analysed, the demo
+    cohort generated with its slides analysed, and PAGE-Net trained into the registry."""
+    return all(demo_status(workspace).values())
 
 
 _sha256 = sha256_file  # one SHA-256 helper for the demo files and the model registry

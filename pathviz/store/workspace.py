@@ -28,7 +28,7 @@ from typing import Callable
 from pathviz.errors import PathVizError, WorkspaceError
 from pathviz.layers.score import ScoreLayer
 from pathviz.layers.stain import stain_density_layers, tissue_fraction_layer
-from pathviz.npzio import load_npz, save_npz
+from pathviz.store.npzio import load_npz, save_npz
 from pathviz.settings import Settings
 from pathviz.slide.grid import TileGrid, grid_key, tile_grid
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES, Slide, open_slide
@@ -264,15 +264,36 @@ class Workspace:
         layer.check_grid(grid)
         return layer.save(self.derived_dir(slide_id) / "layers" / layer.grid_key / f"{layer.name}.npz")
 
-    def layer_names(self, slide_id: str, key: str | None = None) -> list[str]:
-        """Names of the layers stored on a grid (default grid when ``key`` is None)."""
+    def layer_names(self, slide_id: str, key: str | None = None, model_tags: set[str] | None = None) -> list[str]:
+        """Names of the layers stored on a grid (default grid when ``key`` is None).
+
+        Args:
+            model_tags: when given, layers written by a model version
+                (:func:`model_layer_name`) are listed only if their tag is in the set, i.e. the
+                versions the product has chosen (:func:`pathviz.store.registry.chosen_layer_tags`).
+        """
         key = key or self.default_grid_key(slide_id)
         if key is None:
             return []
         d = self.derived_dir(slide_id) / "layers" / key
         order = {"tissue_fraction": 0, "haematoxylin": 1, "eosin": 2}
         names = [p.stem for p in d.glob("*.npz") if not p.name.endswith(".tmp.npz")]
+        if model_tags is not None:
+            names = [n for n in names if split_model_layer_name(n)[1] in (None, *model_tags)]
         return sorted(names, key=lambda n: (order.get(n, 99), n))
+
+    def model_layer(self, slide_id: str, base: str, model_tags: set[str]) -> ScoreLayer:
+        """The layer ``base`` (e.g. ``survival_score``) written by one of the chosen model versions.
+
+        Raises:
+            WorkspaceError: no chosen version wrote such a layer for this slide.
+        """
+        for name in self.layer_names(slide_id, model_tags=model_tags):
+            layer_base, tag = split_model_layer_name(name)
+            if layer_base == base and tag in model_tags:
+                return self.layer(slide_id, name)
+        raise WorkspaceError(f"Slide {slide_id!r} has no {base!r} layer of the chosen model version.",
+                             "train the model (admin page or `pathviz train pagenet`) or promote a version that wrote it.")
 
     def layer(self, slide_id: str, name: str, key: str | None = None) -> ScoreLayer:
         """Load one stored layer. Raises WorkspaceError naming the available layers."""
@@ -284,6 +305,24 @@ class Workspace:
                 f"available: {', '.join(self.layer_names(slide_id)) or 'none (analyse the slide)'}.",
             )
         return ScoreLayer.load(path)
+
+
+_MODEL_LAYER = re.compile(r"^(?P<base>[a-z0-9_]+)-m(?P<tag>[0-9a-f]{6,32})$")
+
+
+def model_layer_name(base: str, tag: str) -> str:
+    """Name of a layer written by one trained model version: ``<base>-m<tag>`` (``tag`` is the
+    version's ``layer_tag``, lower-case hex), e.g. ``survival_score-m3f2a9c01de``."""
+    name = f"{base}-m{tag}"
+    if not _MODEL_LAYER.match(name):
+        raise ValueError(f"invalid model layer name {name!r}")
+    return name
+
+
+def split_model_layer_name(name: str) -> tuple[str, str | None]:
+    """``(base, tag)`` of a model layer name; ``(name, None)`` for any other layer."""
+    m = _MODEL_LAYER.match(name)
+    return (m["base"], m["tag"]) if m else (name, None)
 
 
 def save_mask(mask: TissueMask, path: Path) -> None:

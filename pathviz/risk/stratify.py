@@ -5,6 +5,12 @@
 patient, fits the cut-off on the *training* risks and applies it unchanged to the validation
 patients; statistics are reported on the validation patients (the honest estimate) and the result
 says so. :func:`stratify_by_column` groups by a clinical column (a cut-off for continuous ones).
+
+The patient page only renders: the patients it evaluates, the predicted curve of one patient, the
+marker / treatment / multivariable inputs and the subgroup table come from the helpers here
+(:meth:`RiskStratification.evaluated_patients`, :meth:`RiskStratification.survival_curve`,
+:func:`default_marker`, :func:`marker_threshold`, :func:`adjustment_covariates`,
+:func:`with_high_risk`, :func:`subgroup_table`...).
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pathviz.cohort import Cohort, CohortError, load_cohort
+from pathviz.cohort import MARKER_THRESHOLDS, Cohort, CohortError, load_cohort
 from pathviz.errors import PathVizError
-from pathviz.risk import CoxnetRiskModel, StoredRiskModel, default_covariates, fit_cohort_risk
+from pathviz.risk import CoxnetRiskModel, RiskModel, StoredRiskModel, default_covariates, fit_cohort_risk
 from pathviz.survival.chance import HeldOutC, held_out_c_index
 from pathviz.survival import (
     Cutoff,
@@ -27,12 +33,19 @@ from pathviz.survival import (
     harrell_c,
     integrated_brier,
     km_by_group,
+    subgroup_hazard_ratios,
     time_dependent_auc,
     uno_c,
 )
 
 #: Default horizons (months) for time-dependent AUC: 1, 3 and 5 years.
 AUC_TIMES = (12.0, 36.0, 60.0)
+#: Points of a patient's predicted survival curve (from 0 to the cohort's longest follow-up).
+SURVIVAL_CURVE_POINTS = 120
+#: A categorical covariate with more levels than this is not offered for adjustment.
+MAX_ADJUSTMENT_LEVELS = 12
+#: Serum marker preselected when a cohort has it (CA19-9, U/mL).
+PREFERRED_MARKER = "ca19_9"
 
 
 @dataclass
@@ -41,7 +54,8 @@ class RiskStratification:
 
     Attributes:
         cohort: the cohort.
-        model: fitted :class:`~pathviz.risk.CoxnetRiskModel`, or a :class:`~pathviz.risk.StoredRiskModel`.
+        model: the fitted :class:`~pathviz.risk.RiskModel`: a :class:`~pathviz.risk.CoxnetRiskModel`,
+            or a :class:`~pathviz.risk.StoredRiskModel`.
         table: per patient (index patient_id): ``time, event, risk, split, group, percentile``
             (risk percentile within the cohort, 0-100).
         cutoff: the cut-off (fitted on the training split).
@@ -56,7 +70,7 @@ class RiskStratification:
     """
 
     cohort: Cohort
-    model: CoxnetRiskModel | StoredRiskModel
+    model: RiskModel
     table: pd.DataFrame
     cutoff: Cutoff
     evaluated_on: str
@@ -65,7 +79,116 @@ class RiskStratification:
     held_out: HeldOutC | None = None
 
     def ordered_groups(self) -> list[str]:
+        """The risk groups, lowest risk first (the cut-off's labels)."""
         return list(self.cutoff.labels)
+
+    @property
+    def two_groups(self) -> bool:
+        """True when the cut-off makes two groups (the marker, treatment, multivariable and
+        subgroup analyses compare exactly two)."""
+        return len(self.cutoff.labels) == 2
+
+    def default_patient(self) -> int:
+        """Position in ``table`` of the patient shown first: the first validation patient, else 0."""
+        val = self.table.index[self.table["split"] == "validation"]
+        return int(self.table.index.get_loc(val[0])) if len(val) else 0
+
+    def survival_grid(self, n_points: int = SURVIVAL_CURVE_POINTS) -> np.ndarray:
+        """``float[n_points]`` months from 0 to the cohort's longest follow-up (evenly spaced)."""
+        return np.linspace(0, float(self.table["time"].max()), n_points)
+
+    def survival_curve(self, patient, n_points: int = SURVIVAL_CURVE_POINTS) -> pd.DataFrame:
+        """The model's predicted survival of one patient on :meth:`survival_grid`: a DataFrame
+        with ``months`` and ``survival`` (in [0, 1], non-increasing), ``n_points`` rows.
+
+        Raises:
+            KeyError: ``patient`` is not in the cohort.
+            PathVizError: the model cannot score the patient (e.g. a stored model without a score).
+        """
+        grid = self.survival_grid(n_points)
+        sf = self.model.predict_survival_function(self.cohort.clinical.loc[[patient]], self.cohort.omics, grid)[0]
+        return pd.DataFrame({"months": grid, "survival": sf})
+
+    def evaluated_patients(self) -> pd.DataFrame:
+        """The clinical rows of the patients the statistics use (validation patients, or all with
+        ``evaluated_on="all"``), in table order, with their ``risk_group``."""
+        if self.evaluated_on == "validation":
+            ev = self.table["split"] == "validation"
+        else:
+            ev = pd.Series(True, index=self.table.index)
+        return self.cohort.clinical.loc[ev[ev].index].assign(risk_group=self.table.loc[ev, "group"])
+
+    def km_table(self) -> pd.DataFrame:
+        """Every group's Kaplan-Meier curve stacked (:meth:`~pathviz.survival.km.KMCurve.to_frame`)."""
+        return pd.concat([c.to_frame() for c in self.comparison.curves])
+
+
+def cutoff_spec(method: str, value: float | None = None) -> str:
+    """The ``cutoff`` text of :func:`stratify_by_risk` from a cut-off method and, for ``"fixed"``,
+    its value (``"median"`` or ``"37.0"``)."""
+    return str(value) if method == "fixed" else method
+
+
+def default_marker(cohort: Cohort) -> str:
+    """The serum marker preselected on the patient page: :data:`PREFERRED_MARKER` when the cohort
+    has it, else its first marker column.
+
+    Raises:
+        CohortError: the cohort has no marker column.
+    """
+    if not cohort.markers:
+        raise CohortError(f"{cohort.name} has no serum-marker column.", "load a cohort with a marker column.")
+    return PREFERRED_MARKER if PREFERRED_MARKER in cohort.markers else cohort.markers[0]
+
+
+def marker_threshold(cohort: Cohort, marker: str) -> tuple[str, float]:
+    """``(unit, default threshold)`` of a marker: the clinical threshold of
+    :data:`pathviz.cohort.MARKER_THRESHOLDS` (e.g. CA19-9 37 U/mL), else no unit and the cohort's
+    median of the marker."""
+    unit, thr = MARKER_THRESHOLDS.get(marker, ("", float(cohort.clinical[marker].median())))
+    return unit, float(thr)
+
+
+def adjustment_covariates(cohort: Cohort, patients: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Covariates the multivariable Cox may adjust for, and the preselected ones.
+
+    Candidates are the cohort's clinical covariates (:meth:`Cohort.clinical_covariates`) except
+    the centre, numeric or with at most :data:`MAX_ADJUSTMENT_LEVELS` levels among ``patients``
+    (the evaluated patients, :meth:`RiskStratification.evaluated_patients`).
+
+    Returns:
+        ``(options, default)``: the candidates except the treatment column, and ``age`` when it is
+        a candidate.
+    """
+    covs = [c for c in cohort.clinical_covariates()
+            if c != cohort.centre and (pd.api.types.is_numeric_dtype(patients[c])
+                                       or patients[c].nunique() <= MAX_ADJUSTMENT_LEVELS)]
+    return [c for c in covs if c != cohort.treatment], [c for c in covs if c in ("age",)]
+
+
+def with_high_risk(patients: pd.DataFrame, cutoff: Cutoff) -> pd.DataFrame:
+    """``patients`` (with ``risk_group``) plus ``high_risk``: 1.0 in the highest risk group, else 0.0."""
+    return patients.assign(high_risk=(patients["risk_group"] == cutoff.labels[-1]).astype(float))
+
+
+def subgroup_variables(cohort: Cohort, patients: pd.DataFrame, adjusted: list[str]) -> list[str]:
+    """Variables whose levels define subgroups: the adjusted covariates, then the treatment column
+    when the cohort has one, as far as ``patients`` has them."""
+    return [c for c in list(adjusted) + ([cohort.treatment] if cohort.treatment else []) if c in patients.columns]
+
+
+def subgroup_table(patients: pd.DataFrame, variables: list[str], cutoff: Cutoff) -> pd.DataFrame:
+    """High vs low risk hazard ratio within each level of each variable
+    (:func:`pathviz.survival.subgroup_hazard_ratios`) with a ``label`` column ``"variable: level"``
+    for the forest plot.
+
+    Args:
+        patients: evaluated patients with ``time``, ``event``, ``risk_group`` and the variables.
+        variables: from :func:`subgroup_variables`; cutoff: gives the highest and lowest group.
+    """
+    sg = subgroup_hazard_ratios(patients, "risk_group", variables, high=cutoff.labels[-1], low=cutoff.labels[0])
+    sg["label"] = sg["variable"] + ": " + sg["level"].astype(str)
+    return sg
 
 
 def parse_cutoff(text: str) -> tuple[str, float | None]:
@@ -125,7 +248,7 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     return RiskStratification(cohort, model, table, cut, evaluate_on, comparison, metrics, held_out)
 
 
-def risk_metrics(model: CoxnetRiskModel | StoredRiskModel, cohort: Cohort, table: pd.DataFrame, train: np.ndarray,
+def risk_metrics(model: RiskModel, cohort: Cohort, table: pd.DataFrame, train: np.ndarray,
                  times=AUC_TIMES) -> dict:
     """Discrimination and calibration of the risk model on the validation patients (``~train``).
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from pathviz.layers.colormap import colorize
 from pathviz.layers.score import layer_raster
-from pathviz.workspace import Workspace
+from pathviz.store.workspace import Workspace
 
 
 def render_layer_png(workspace: Workspace, slide_id: str, layer_name: str, out: str | Path, cmap: str = "inferno",

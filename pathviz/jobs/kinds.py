@@ -1,0 +1,82 @@
+"""The built-in job kinds: training each registered model kind, and the demo build.
+
+A training job's parameters are the model kind's declared parameters
+(:data:`pathviz.store.registry.ModelKind.params`) plus the cohort; the admin page generates its
+forms from them and ``pathviz jobs submit KIND --cohort NAME --param key=value`` checks against
+them. Each run registers a new immutable registry version and returns its reference.
+"""
+
+from __future__ import annotations
+
+from pathviz.jobs.queue import JobContext, JobKind, register_job_kind
+from pathviz.store.registry import model_kinds
+
+
+def _coxpasnet_cohorts() -> list[str]:
+    from pathviz.jobs.coxpasnet import cohorts_with_omics
+
+    return cohorts_with_omics()
+
+
+def _pagenet_cohorts() -> list[str]:
+    from pathviz.cohort import available_cohorts
+    from pathviz.risk.stratify import cohort_has_slides_and_omics
+
+    return [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
+
+
+def _check_coxpasnet(params: dict) -> None:
+    from pathviz.jobs.coxpasnet import load_library
+
+    load_library(params["genesets"], params["min_size"], params["max_size"])  # a clear error for a bad GMT now
+
+
+def _run_coxpasnet(ctx: JobContext) -> dict:
+    from pathviz.jobs.coxpasnet import train_registered_coxpasnet
+
+    p = ctx.params
+    man, _, metrics = train_registered_coxpasnet(ctx.workspace.models_dir, p["cohort"], p["genesets"], seed=p["seed"],
+                                                 repeats=p["repeats"], min_size=p["min_size"], max_size=p["max_size"],
+                                                 min_coverage=p["min_coverage"], progress=ctx.progress)
+    held = metrics.get("held_out") or {}
+    return {"model": man.ref, "c_index": held.get("c_index"), "ci": [held.get("lower"), held.get("upper")]}
+
+
+def _run_pagenet(ctx: JobContext) -> dict:
+    from pathviz.jobs.pagenet import train_registered_pagenet
+
+    p = ctx.params
+    man = train_registered_pagenet(ctx.workspace, p["cohort"], seed=p["seed"], epochs_cnn=p["epochs_cnn"], progress=ctx.progress)
+    held = man.metrics.get("held_out") or {}
+    return {"model": man.ref, "c_index": held.get("c_index"), "ci": [held.get("lower"), held.get("upper")]}
+
+
+def _run_demo(ctx: JobContext) -> dict:
+    from pathviz.jobs.demo import build_demo
+
+    ids = build_demo(ctx.workspace, ctx.progress)
+    return {"slides": ids}
+
+
+def _run_verify_models(ctx: JobContext) -> dict:
+    from pathviz.store.registry import ModelRegistry, RegistryError
+
+    reg = ModelRegistry(ctx.workspace.models_dir)
+    versions = reg.versions()
+    bad = []
+    for i, m in enumerate(versions):
+        ctx.progress(i / max(1, len(versions)), f"checking {m.ref}")
+        try:
+            reg.verify(m)
+        except RegistryError as exc:
+            bad.append(str(exc))
+    return {"checked": len(versions), "problems": bad}
+
+
+_kinds = model_kinds()
+register_job_kind(JobKind("coxpasnet", "Train Cox-PASNet (genes -> pathways -> Cox) on a cohort with expression",
+                          _run_coxpasnet, _kinds["coxpasnet"].params, _coxpasnet_cohorts, "coxpasnet", _check_coxpasnet))
+register_job_kind(JobKind("pagenet", "Train PAGE-Net (slides + expression + age) on a cohort with slides and expression",
+                          _run_pagenet, _kinds["pagenet"].params, _pagenet_cohorts, "pagenet"))
+register_job_kind(JobKind("demo", "Build the demo workspace (slides, demo cohort, PAGE-Net)", _run_demo))
+register_job_kind(JobKind("verify_models", "Check every registered version's files against their SHA-256", _run_verify_models))

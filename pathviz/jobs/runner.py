@@ -1,0 +1,75 @@
+"""The job process: ``python -m pathviz.jobs.runner JOB_ID`` (started by a worker, never by hand).
+
+Runs one job's kind with its parameters, reports progress to the database (at most twice a
+second, and every change of message) and the log, and records the outcome: ``succeeded`` with the
+kind's result, or ``failed`` with the error (a :class:`~pathviz.errors.PathVizError`'s message and
+fix, or the exception and the last traceback line; the full traceback goes to the log). When its
+worker dies the process ends itself within a second (the job is then marked ``interrupted``), so
+no orphan keeps training; a registry version it was writing stays a temporary folder that the
+registry removes (:mod:`pathviz.store.registry`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)  # the worker is gone: stop now; the queue marks the job interrupted
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run job ``argv[0]``; returns the process exit status (0 whatever the job's outcome once it
+    was recorded, 2 when the job cannot be found or is not running)."""
+    argv = sys.argv[1:] if argv is None else argv
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    from pathviz.errors import PathVizError
+    from pathviz.jobs.queue import JobContext, JobQueue, job_kind
+    from pathviz.store.workspace import Workspace
+
+    # torch/BLAS threads = the cores this process may use (more oversubscribes and slows fits ~10x)
+    cores = str(len(os.sched_getaffinity(0)))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, cores)
+    ws = Workspace()
+    queue = JobQueue(ws.db)
+    job = queue.get(int(argv[0]))
+    if job.status != "running":
+        print(f"job {job.id} is {job.status}, not running", flush=True)
+        return 2
+    last = {"t": 0.0, "msg": None}
+
+    def progress(fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if message != last["msg"] or now - last["t"] > 0.5 or fraction >= 1.0:
+            if message != last["msg"]:
+                print(f"[{time.strftime('%H:%M:%S')}] {fraction:5.1%} {message}", flush=True)
+            last.update(t=now, msg=message)
+            if not queue.report(job.id, fraction, message):
+                raise SystemExit(0)  # cancelled or finished elsewhere: stop working
+
+    print(f"job {job.id}: {job.kind} {job.params}", flush=True)
+    try:
+        result = job_kind(job.kind).run(JobContext(job.id, job.params, ws, progress))
+    except PathVizError as exc:
+        traceback.print_exc()
+        queue.finish(job.id, "failed", error=str(exc), message="failed")
+        return 0
+    except Exception as exc:  # noqa: BLE001 (every failure must reach the job row, not only ours)
+        traceback.print_exc()
+        queue.finish(job.id, "failed", error=f"{type(exc).__name__}: {exc}. See the job log for the traceback.", message="failed")
+        return 0
+    queue.finish(job.id, "succeeded", result=result or {}, message="done")
+    print(f"job {job.id} succeeded: {result}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
