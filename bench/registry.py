@@ -90,7 +90,7 @@ def jobs_latency(repeats: int) -> None:
                 if time.monotonic() - t0 > 60:
                     raise SystemExit("the worker did not start")
                 time.sleep(0.05)
-            queue = JobQueue(ws.db)
+            queue = JobQueue(ws.db, ws.home)
             claim, first, floor = [], [], []
             for _ in range(repeats):
                 t = time.perf_counter()

@@ -9,13 +9,14 @@ import streamlit as st
 
 from pages.ui.context import workspace
 from pathviz.errors import PathVizError
+from pathviz.jobs.kinds import genesets_choices
 from pathviz.jobs.queue import JobQueue, job_kinds
 from pathviz.jobs.worker import ensure_worker
-from pathviz.report.models import compare_versions, usage_table, versions_table
+from pathviz.report.models import compare_versions, jobs_table, usage_table, versions_table
 from pathviz.store.registry import ModelRegistry
 
 ws = workspace()
-queue, registry = JobQueue(ws.db), ModelRegistry(ws.models_dir)
+queue, registry = JobQueue(ws.db, ws.home), ModelRegistry(ws.models_dir)
 state = st.session_state
 st.title("Models and jobs")
 st.caption("Training runs in a background worker: you may leave this page or close the tab; the job goes on. "
@@ -51,6 +52,9 @@ else:
                 values[pname] = st.number_input(pname, min_value=float(p["min"]) if "min" in p else None,
                                                 max_value=float(p["max"]) if "max" in p else None, value=default,
                                                 help=help_, key=f"adm_{kind}_{pname}", format="%.3g")
+            elif pname == "genesets":  # shipped libraries and the workspace's added GMT files only
+                values[pname] = st.selectbox(pname, genesets_choices(ws.home), help=help_, key=f"adm_{kind}_{pname}",
+                                             format_func=lambda g: Path(g).name)
             else:
                 values[pname] = st.text_input(pname, value=str(default), help=help_, key=f"adm_{kind}_{pname}")
         go = st.form_submit_button("Start training", type="primary")
@@ -85,10 +89,7 @@ def jobs_panel() -> None:
                 st.rerun(scope="fragment")
     recent = [j for j in queue.list(limit=15) if j.finished]
     if recent:
-        st.dataframe([{"job": j.id, "kind": j.kind, "status": j.status,
-                       "params": ", ".join(f"{k}={v}" for k, v in j.params.items()),
-                       "result": (j.result or {}).get("model", "") or j.error or "", "seconds": round(j.seconds() or 0)}
-                      for j in recent], hide_index=True, width="stretch", key="adm_recent")
+        st.dataframe(jobs_table(recent), hide_index=True, width="stretch", key="adm_recent")
     # new versions appear below once a job ends: rerun the page when the set of active jobs changes
     ids = tuple(j.id for j in active)
     if state.get("adm_active_ids", ids) != ids:

@@ -68,7 +68,7 @@ with st.sidebar:
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
 
 registry = ModelRegistry(ws.models_dir)
-queue = JobQueue(ws.db)
+queue = JobQueue(ws.db, ws.home)
 versions = list(reversed(registry.versions("coxpasnet", cohort_name)))  # newest first
 version = None
 if versions:

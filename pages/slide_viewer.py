@@ -22,8 +22,8 @@ from pathviz.layers.colormap import COLORMAPS, legend_colors
 from pathviz.viewer.maps import patch_map_images
 from pathviz.viewer.tiles import TILE_SIZE
 from pathviz.store.features import FeatureStore
-from pathviz.store.registry import ModelRegistry, chosen_layer_tags
-from pathviz.store.workspace import read_patch_image
+from pathviz.store.registry import ModelRegistry, chosen_layer_refs
+from pathviz.store.workspace import layer_label, read_patch_image
 
 NO_LAYER = "(none)"
 GALLERY_COLUMNS = 5
@@ -67,12 +67,14 @@ if ws.default_grid_key(slide_id) is None:
 grid = ws.grid(slide_id)
 # model layers: only those of the versions the product uses (production alias, else newest); a
 # retrained model writes its own layers and never replaces another version's
-layer_names = ws.layer_names(slide_id, model_tags=chosen_layer_tags(ModelRegistry(ws.models_dir)))
+layer_refs = chosen_layer_refs(ModelRegistry(ws.models_dir))
+layer_names = ws.layer_names(slide_id, model_tags=set(layer_refs))
 layer_options = [NO_LAYER] + layer_names
 if state.get("layer") not in layer_options:  # first visit, or a layer this slide lacks: its default layer
     state["layer"] = layer_options[min(2, len(layer_names))]
 with st.sidebar:
-    layer_name = st.selectbox("Score layer", layer_options, key="layer")
+    layer_name = st.selectbox("Score layer", layer_options, key="layer",
+                              format_func=lambda n: layer_label(n, layer_refs))
     cmap = st.selectbox("Colour map", COLORMAPS, key="cmap")
     opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
     show_mask = st.checkbox("Tissue mask", value=False, key="show_mask")

@@ -38,7 +38,7 @@ st.markdown(
 )
 status = demo_status(ws)
 st.markdown("\n".join(f"- {'✅' if ok else '❌'} {PARTS[k]}" for k, ok in status.items()))
-active = JobQueue(ws.db).active("demo")
+active = JobQueue(ws.db, ws.home).active("demo")
 if active:
     st.caption(f"The demo build runs in the background (job #{active[0].id}); closing this tab does not stop it.")
     job_progress(ws, active[0].id)

@@ -135,22 +135,25 @@ def cmd_slide_analyse(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from pathviz.jobs.demo import build_demo
+    """Build the demo workspace as the dashboard does: one ``demo`` job (the one already queued or
+    running, if any), waited for; safe to run beside the dashboard's first start."""
+    from pathviz.jobs.queue import JobQueue
+    from pathviz.jobs.worker import ensure_worker
 
     ws = _workspace()
     t0 = time.perf_counter()
-    last = [-1]
-
-    def progress(frac: float, msg: str) -> None:
-        pct = int(frac * 100)
-        if not args.json and pct != last[0]:
-            print(f"[{pct:3d}%] {msg}", file=sys.stderr)
-            last[0] = pct
-
-    ids = build_demo(ws, progress)
+    queue = JobQueue(ws.db, ws.home)
+    active = queue.active("demo")
+    job = active[0] if active else queue.submit("demo", submitted_by="cli")
+    ensure_worker(ws.home, job.device)
+    job = _wait(ws, job.id, quiet=args.json)
+    if job.status != "succeeded":
+        raise PathVizError(f"The demo build (job {job.id}) {job.status}: {job.error or job.message}",
+                           "run `pathviz demo` again: built parts are kept" + (f"; log: {job.log_path}" if job.log_path else ""))
+    ids = job.result["slides"]
     seconds = time.perf_counter() - t0
-    _print(args, {"workspace": str(ws.home), "slides": ids, "seconds": round(seconds, 2)},
-           f"demo workspace ready at {ws.home}: {', '.join(ids)} ({seconds:.1f} s)")
+    _print(args, {"workspace": str(ws.home), "slides": ids, "job": job.id, "seconds": round(seconds, 2)},
+           f"demo workspace ready at {ws.home}: {', '.join(ids)} ({seconds:.1f} s, job {job.id})")
     return 0
 
 
@@ -255,7 +258,7 @@ def _submit_and_wait(args, kind: str, params: dict):
     from pathviz.jobs.worker import ensure_worker
 
     ws = _workspace()
-    job = JobQueue(ws.db).submit(kind, params, submitted_by="cli")
+    job = JobQueue(ws.db, ws.home).submit(kind, params, submitted_by="cli")
     ensure_worker(ws.home)
     if not args.json:
         print(f"job {job.id} submitted ({kind}); follow it with `pathviz jobs status {job.id}` or on the admin page",
@@ -272,7 +275,7 @@ def _wait(ws, job_id: int, quiet: bool = False, timeout_s: float | None = None):
     from pathviz.jobs.queue import JobQueue
     from pathviz.jobs.worker import ensure_worker
 
-    queue, last, t0, checked = JobQueue(ws.db), None, time.monotonic(), time.monotonic()
+    queue, last, t0, checked = JobQueue(ws.db, ws.home), None, time.monotonic(), time.monotonic()
     while True:
         job = queue.get(job_id)
         line = f"[{job.progress * 100:3.0f}%] {job.status}: {job.message}"
@@ -294,7 +297,12 @@ def cmd_train_coxpasnet(args) -> int:
     """Thin wrapper: submit a ``coxpasnet`` job, wait, print the new version's held-out figures."""
     from pathviz.survival.chance import HeldOutC
 
-    man = _submit_and_wait(args, "coxpasnet", {"cohort": args.cohort, "genesets": args.genesets, "seed": args.seed,
+    genesets = args.genesets
+    if genesets not in ("kegg", "go_bp"):  # a user's GMT: checked and copied into the workspace, which the job reads
+        from pathviz.jobs.coxpasnet import add_user_gmt
+
+        genesets = str(add_user_gmt(_workspace(), None, genesets))
+    man = _submit_and_wait(args, "coxpasnet", {"cohort": args.cohort, "genesets": genesets, "seed": args.seed,
                                                "repeats": args.repeats, "min_size": args.min_size,
                                                "max_size": args.max_size, "min_coverage": args.min_coverage})
     metrics = man.metrics
@@ -370,11 +378,16 @@ def cmd_jobs_submit(args) -> int:
     params = _parse_params(args.param)
     if args.cohort:
         params["cohort"] = args.cohort
-    job = JobQueue(ws.db).submit(args.kind, params, device=args.device, timeout_s=args.timeout, submitted_by="cli")
+    job = JobQueue(ws.db, ws.home).submit(args.kind, params, device=args.device, timeout_s=args.timeout, submitted_by="cli")
     started = False if args.no_worker else ensure_worker(ws.home, args.device)
     _print(args, {"id": job.id, "kind": job.kind, "params": job.params, "status": job.status, "worker_started": started},
            str(job.id))
     return 0
+
+
+def _queue_args():
+    ws = _workspace()
+    return ws.db, ws.home
 
 
 def _job_text(job) -> str:
@@ -393,7 +406,7 @@ def _job_text(job) -> str:
 def cmd_jobs_status(args) -> int:
     from pathviz.jobs.queue import JobQueue
 
-    job = JobQueue(_workspace().db).get(args.id)
+    job = JobQueue(*_queue_args()).get(args.id)
     _print(args, job.to_dict(), _job_text(job))
     return 0
 
@@ -401,7 +414,7 @@ def cmd_jobs_status(args) -> int:
 def cmd_jobs_list(args) -> int:
     from pathviz.jobs.queue import JobQueue
 
-    jobs = JobQueue(_workspace().db).list(args.status, args.kind, args.limit)
+    jobs = JobQueue(*_queue_args()).list(args.status, args.kind, args.limit)
     _print(args, {"jobs": [j.to_dict() for j in jobs]},
            "\n".join(f"{j.id:>5} {j.kind:<10} {j.status:<11} {j.progress:4.0%} {j.message}" for j in jobs) or "no jobs")
     return 0
@@ -418,7 +431,7 @@ def cmd_jobs_wait(args) -> int:
 def cmd_jobs_cancel(args) -> int:
     from pathviz.jobs.queue import JobQueue
 
-    queue = JobQueue(_workspace().db)
+    queue = JobQueue(*_queue_args())
     job = queue.cancel(args.id)
     if job.status == "running":  # the worker ends its process tree within a poll
         t0 = time.monotonic()

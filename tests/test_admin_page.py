@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from pathviz.jobs.queue import JobQueue
+from pathviz.jobs.worker import Worker
 from pathviz.report.models import compare_versions, versions_table
 from pathviz.store.registry import ModelRegistry
 
@@ -92,10 +93,13 @@ def test_jobs_panel_shows_active_and_finished_jobs(ws, monkeypatch):
     monkeypatch.setenv("PATHVIZ_JOB_PLUGINS", "job_kinds_for_tests")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fixtures), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(fixtures))
-    queue = JobQueue(ws.db)
+    queue = JobQueue(ws.db, ws.home)
     done = queue.submit("verify_models")
+    holder = Worker(ws)  # hold the worker lock while this test plays the worker
+    assert holder.acquire()
     queue.claim_next("default", os.getpid(), psutil.Process().create_time())
     queue.finish(done.id, "failed", error="boom. Fix: nothing")
+    holder.release()
     waiting = queue.submit("sleeper", {"steps": 1000, "pause": 0.5})  # the page starts a worker for it
     st.cache_data.clear()
     at = AppTest.from_file(PAGE, default_timeout=120).run()

@@ -18,6 +18,7 @@ from test_browser import _streamlit_app, launch_chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
 REF = re.compile(r"coxpasnet/gse1992@(v\d{4})")
+COXPASNET = "Cox-PASNet"  # the patient page's risk-model option
 
 
 def _settle(page, timeout=90_000) -> None:
@@ -26,8 +27,9 @@ def _settle(page, timeout=90_000) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
 
 
-def _used_version(page, url: str, selector_label: str | None = None) -> str:
-    """The Cox-PASNet version a page says it uses for gse1992."""
+def _used_version(page, url: str, selector_label: str | None = None, option: str | None = None) -> str:
+    """The Cox-PASNet version a page says it uses for gse1992 (after choosing the cohort in the
+    selectbox ``selector_label`` and clicking the option labelled ``option``, if given)."""
     page.goto(url)
     _settle(page)
     if selector_label:
@@ -35,6 +37,9 @@ def _used_version(page, url: str, selector_label: str | None = None) -> str:
         box.click()
         page.keyboard.type("gse1992")
         page.keyboard.press("Enter")
+        _settle(page)
+    if option:
+        page.locator('[data-testid="stRadio"] label').filter(has_text=option).first.click()
         _settle(page)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -48,7 +53,7 @@ def _used_version(page, url: str, selector_label: str | None = None) -> str:
 def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    queue, registry = JobQueue(demo_ws.db), ModelRegistry(demo_ws.models_dir)
+    queue, registry = JobQueue(demo_ws.db, demo_ws.home), ModelRegistry(demo_ws.models_dir)
     first = queue.submit("coxpasnet", {"cohort": "gse1992"})  # an earlier version, trained beforehand
     Worker(demo_ws).run(once=True)
     assert queue.get(first.id).status == "succeeded", queue.get(first.id).error
@@ -109,7 +114,7 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         page.screenshot(path=str(tmp_path / "admin_promoted.png"))
         assert registry.aliases("coxpasnet", "gse1992")["production"] == "v0002"
         assert _used_version(page, app_url + "pathways", "Cohort") == "v0002"
-        assert _used_version(page, app_url + "patient", "Cohort") == "v0002"
+        assert _used_version(page, app_url + "patient", "Cohort", COXPASNET) == "v0002"
 
         # roll back: both pages use v0001 again
         page.goto(app_url + "admin")
@@ -119,5 +124,5 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         page.wait_for_selector("text=Rolled back: production of coxpasnet/gse1992 v0002 → v0001", timeout=60_000)
         assert registry.aliases("coxpasnet", "gse1992")["production"] == "v0001"
         assert _used_version(page, app_url + "pathways", "Cohort") == "v0001"
-        assert _used_version(page, app_url + "patient", "Cohort") == "v0001"
+        assert _used_version(page, app_url + "patient", "Cohort", COXPASNET) == "v0001"
         browser.close()

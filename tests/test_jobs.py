@@ -60,7 +60,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_submit_checks_kind_params_and_cohort(jobs_ws):
-    q = JobQueue(jobs_ws.db)
+    q = JobQueue(jobs_ws.db, jobs_ws.home)
     with pytest.raises(JobError, match="Unknown job kind 'sleepr'.*sleeper"):
         q.submit("sleepr")
     with pytest.raises(JobError, match="no parameter 'stepz'"):
@@ -79,7 +79,7 @@ def test_submit_checks_kind_params_and_cohort(jobs_ws):
 
 
 def test_worker_runs_jobs_in_order_with_progress_and_records_failures(jobs_ws):
-    q = JobQueue(jobs_ws.db)
+    q = JobQueue(jobs_ws.db, jobs_ws.home)
     ok = q.submit("sleeper", {"steps": 5, "pause": 0.3})
     bad = q.submit("sleeper", {"steps": 1, "pause": 0.0, "fail": 1})
     worker = _worker(jobs_ws.home, "--idle-exit", "2")
@@ -104,7 +104,7 @@ def test_worker_runs_jobs_in_order_with_progress_and_records_failures(jobs_ws):
 
 
 def test_cancel_ends_the_whole_process_tree_and_one_worker_per_device(jobs_ws):
-    q = JobQueue(jobs_ws.db)
+    q = JobQueue(jobs_ws.db, jobs_ws.home)
     job = q.submit("sleeper", {"steps": 1000, "pause": 0.5, "child": 1})
     queued = q.submit("sleeper", {"steps": 1})
     worker = _worker(jobs_ws.home)
@@ -129,7 +129,7 @@ def test_cancel_ends_the_whole_process_tree_and_one_worker_per_device(jobs_ws):
 
 
 def test_timeout_stops_a_job(jobs_ws):
-    q = JobQueue(jobs_ws.db)
+    q = JobQueue(jobs_ws.db, jobs_ws.home)
     job = q.submit("sleeper", {"steps": 1000, "pause": 0.2}, timeout_s=2.0)
     n = Worker(jobs_ws).run(once=True)
     j = q.get(job.id)
@@ -138,9 +138,9 @@ def test_timeout_stops_a_job(jobs_ws):
 
 def test_worker_killed_mid_training_leaves_job_interrupted_and_no_version(jobs_ws):
     """Must-show of the platform issue, with a real Cox-PASNet training."""
-    q = JobQueue(jobs_ws.db)
+    q = JobQueue(jobs_ws.db, jobs_ws.home)
     reg = ModelRegistry(jobs_ws.models_dir)
-    params = {"cohort": "gse4335", "repeats": 3}
+    params = {"cohort": "gse4335", "repeats": 1}
     first = q.submit("coxpasnet", params)
     assert Worker(jobs_ws).run(once=True) == 1
     first = q.get(first.id)
@@ -156,7 +156,7 @@ def test_worker_killed_mid_training_leaves_job_interrupted_and_no_version(jobs_w
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
         j = _until(lambda: (j := q.get(second.id)).finished and j, timeout=30)
-        assert j.status == "interrupted" and "no model version was written" in j.error
+        assert j.status == "interrupted" and "was discarded" in j.error
         _until(lambda: not psutil.pid_exists(job.job_pid) or psutil.Process(job.job_pid).status() == psutil.STATUS_ZOMBIE, 15)
     finally:
         _stop(worker)
@@ -189,5 +189,5 @@ def test_cli_submit_status_wait_and_train_wrapper(jobs_ws, capsys):
     assert main(["train", "coxpasnet", "--cohort", "gse4335", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"].startswith("coxpasnet/") and ModelRegistry(jobs_ws.models_dir).get(out["model"])
-    jobs = JobQueue(jobs_ws.db).list(kind="coxpasnet")
+    jobs = JobQueue(jobs_ws.db, jobs_ws.home).list(kind="coxpasnet")
     assert len(jobs) == 1 and jobs[0].status == "succeeded" and jobs[0].result["model"] == out["model"]

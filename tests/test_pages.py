@@ -121,7 +121,7 @@ def test_app_first_start_builds_demo_and_cohort(ws):
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
     assert not at.exception
     assert "First start: building the demo workspace" in texts(at)
-    queue = JobQueue(ws.db)
+    queue = JobQueue(ws.db, ws.home)
     (job,) = queue.active("demo")
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()  # a second session: the same job
     assert [j.id for j in queue.active("demo")] == [job.id]

@@ -71,7 +71,8 @@ def test_train_button_builds_model(tmp_path, monkeypatch):
     assert "No Cox-PASNet model for gse4335" in text(at)
     at.button(key="pw_train").click().run()
     assert not at.exception
-    queue = JobQueue(Workspace(Settings.from_env(tmp_path / "ws")).db)
+    jws = Workspace(Settings.from_env(tmp_path / "ws"))
+    queue = JobQueue(jws.db, jws.home)
     (job,) = queue.list(kind="coxpasnet")
     assert job.params["cohort"] == "gse4335" and job.params["repeats"] == 1
     t0 = time.monotonic()

@@ -20,7 +20,7 @@ PARTS = {"slides": "demo slides registered and analysed", "cohort": "demo cohort
 
 def submit_demo_job(ws) -> int:
     """Queue the demo build unless one is queued or running; start a worker. Returns the job id."""
-    queue = JobQueue(ws.db)
+    queue = JobQueue(ws.db, ws.home)
     active = queue.active("demo")
     job = active[0] if active else queue.submit("demo", submitted_by="dashboard")
     ensure_worker(ws.home)
@@ -33,7 +33,7 @@ def job_progress(ws, job_id: int, done_rerun: bool = True) -> None:
 
     @st.fragment(run_every=1.0)
     def _show() -> None:
-        job = JobQueue(ws.db).get(job_id)
+        job = JobQueue(ws.db, ws.home).get(job_id)
         st.progress(min(max(job.progress, 0.0), 1.0), f"{job.status}: {job.message}")
         if job.status == "queued":
             ensure_worker(ws.home, job.device)
@@ -47,7 +47,7 @@ def first_start(ws) -> None:
     """On a workspace with no slides, build the demo as a job and show its progress instead of
     the pages (stops the script). With slides and a demo build still running (the cohort or
     PAGE-Net), show its progress above the page and go on."""
-    queue = JobQueue(ws.db)
+    queue = JobQueue(ws.db, ws.home)
     for device in {j.device for j in queue.active() if j.status == "queued"}:
         ensure_worker(ws.home, device)  # the app starts a worker whenever jobs wait and none runs
     if ws.slides():

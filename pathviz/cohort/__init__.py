@@ -11,9 +11,10 @@ from pathviz.cohort.loaders import (
     load_tcga,
     shared_data_dir,
 )
-from pathviz.cohort.schema import Cohort, CohortError, validate_clinical
+from pathviz.cohort.schema import Cohort, CohortError, cohort_digest, validate_clinical
 
 __all__ = [
+    "cohort_digest",
     "MARKER_THRESHOLDS",
     "Cohort",
     "CohortError",

@@ -242,3 +242,15 @@ def validate_omics(omics: pd.DataFrame, clinical: pd.DataFrame, name: str) -> pd
         raise CohortError(f"Cohort {name!r}: the omics matrix has non-numeric values.", "give numbers only.")
     order = [p for p in clinical.index if p in num.index]
     return num.loc[order].astype(np.float32)
+
+
+def cohort_digest(cohort: Cohort) -> str:
+    """SHA-256 (first 16 hex) of a cohort's clinical table and expression matrix, recorded with
+    every version trained on it (the same data gives the same digest)."""
+    import hashlib
+
+    h = hashlib.sha256(pd.util.hash_pandas_object(cohort.clinical, index=True).to_numpy().tobytes())
+    if cohort.omics is not None:
+        h.update(pd.util.hash_pandas_object(cohort.omics, index=True).to_numpy().tobytes())
+        h.update("\t".join(map(str, cohort.omics.columns)).encode())
+    return h.hexdigest()[:16]

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pathviz.cohort import Cohort, load_cohort
+from pathviz.cohort import Cohort, cohort_digest, load_cohort
 from pathviz.errors import PathVizError
 from pathviz.explain import gene_ranking, pathway_ranking, ranking_stability
 from pathviz.genomics import MAX_SIZE, MIN_SIZE, GeneSetLibrary, default_library, read_gmt, read_gmt_text, readable_descriptions
@@ -204,6 +204,11 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
     if data is None:
         src = Path(name_or_path).expanduser()
         try:
+            if not src.is_file():  # no devices, FIFOs or folders
+                raise PathVizError(f"Cannot read {src} (not a regular file).", "give the path of a readable .gmt file.", src)
+            if src.stat().st_size > MAX_GMT_BYTES:
+                raise PathVizError(f"{src} is {src.stat().st_size / 1e6:.0f} MB; gene-set files are limited to "
+                                   f"{MAX_GMT_BYTES // 10**6} MB.", "split the file or keep only the collections you need.")
             data = src.read_bytes()
         except OSError as exc:
             raise PathVizError(f"Cannot read {src} ({exc.strerror or exc}).", "give the path of a readable .gmt file.", src) from exc
@@ -260,18 +265,6 @@ def coxpasnet_model_name(cohort: str, library_name: str, seed: int) -> str:
 def default_model_dir(models_root: Path, cohort: str, library_name: str, seed: int) -> Path:
     """The model folder written before the registry (read as a fallback when no version exists)."""
     return Path(models_root) / "coxpasnet" / coxpasnet_model_name(cohort, library_name, seed)
-
-
-def cohort_digest(cohort: Cohort) -> str:
-    """SHA-256 (first 16 hex) of a cohort's clinical table and expression matrix, recorded with
-    every version trained on it (the same data gives the same digest)."""
-    import hashlib
-
-    h = hashlib.sha256(pd.util.hash_pandas_object(cohort.clinical, index=True).to_numpy().tobytes())
-    if cohort.omics is not None:
-        h.update(pd.util.hash_pandas_object(cohort.omics, index=True).to_numpy().tobytes())
-        h.update("\t".join(map(str, cohort.omics.columns)).encode())
-    return h.hexdigest()[:16]
 
 
 def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name: str, seed: int = 0, repeats: int = 1,

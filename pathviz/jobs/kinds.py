@@ -8,6 +8,8 @@ them. Each run registers a new immutable registry version and returns its refere
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pathviz.jobs.queue import JobContext, JobKind, register_job_kind
 from pathviz.store.registry import model_kinds
 
@@ -25,9 +27,34 @@ def _pagenet_cohorts() -> list[str]:
     return [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
 
 
-def _check_coxpasnet(params: dict) -> None:
-    from pathviz.jobs.coxpasnet import load_library
+SHIPPED_LIBRARIES = ("kegg", "go_bp")
 
+
+def genesets_choices(home) -> list[str]:
+    """Gene-set libraries a training job may use: the shipped ones and the GMT files added to the
+    workspace (``$PATHVIZ_HOME/genesets/``, checked when added)."""
+    folder = Path(home) / "genesets"
+    return [*SHIPPED_LIBRARIES, *(str(p) for p in sorted(folder.glob("*.gmt")))] if folder.exists() else list(SHIPPED_LIBRARIES)
+
+
+def _check_coxpasnet(params: dict) -> None:
+    """Only shipped libraries or GMT files inside the workspace: a job never reads an arbitrary
+    server path (add your own GMT first: the pathway page, or ``pathviz train --genesets FILE``
+    copies it in)."""
+    from pathviz.errors import PathVizError
+    from pathviz.jobs.coxpasnet import load_library
+    from pathviz.settings import Settings
+
+    home = Settings.from_env().home
+    name = params["genesets"]
+    if name not in SHIPPED_LIBRARIES:
+        path = Path(name).resolve()
+        if not path.is_relative_to((home / "genesets").resolve()) or not path.is_file():
+            raise PathVizError(f"Gene-set library {name!r} is neither shipped ({', '.join(SHIPPED_LIBRARIES)}) nor a GMT "
+                               "file added to this workspace.",
+                               "add the file first (pathway page: Load your own GMT; CLI: pathviz train coxpasnet "
+                               "--genesets FILE copies it in), then choose it.")
+        params["genesets"] = str(path)
     load_library(params["genesets"], params["min_size"], params["max_size"])  # a clear error for a bad GMT now
 
 

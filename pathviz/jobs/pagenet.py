@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -73,7 +74,7 @@ def train_registered_pagenet(workspace: Workspace, cohort_name: str = "demo", se
     Raises:
         PathVizError: as :func:`train_pagenet_model` (nothing is registered then).
     """
-    from pathviz.jobs.coxpasnet import cohort_digest
+    from pathviz.cohort import cohort_digest
     from pathviz.store.registry import ModelRegistry
 
     cohort = load_cohort(cohort_name)
@@ -269,6 +270,9 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     ranking = pagenet_pathway_ranking(net, S[trva], G[trva], C[trva], mask, list(mapping.pathways), genes,
                                       {gs.name: gs.description for gs in lib.sets})
     gene_table = pagenet_gene_ranking(net, S[trva], G[trva], C[trva], mask, genes)
+    # viewer layers are named for this run (feature version + a random part), so a retrain, even
+    # one with the same CNN, never overwrites the layers another registered version shows
+    layer_tag = f"{version[:6]}{uuid.uuid4().hex[:8]}"
     metrics = {"cohort": cohort_name, "seed": seed, "version": version, "device": device,
                "n": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
                "cnn": {k: v for k, v in cnn_info.items() if k != "history"}, "pretrain_patients": len(pre_tr),
@@ -278,7 +282,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
                "held_out": held.to_dict(),
                "map_importance": map_importance.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways),
                "pagenet_pathway_ranking": ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": cpn_top,
-               "layer_tag": version}
+               "layer_tag": layer_tag}
     # time-dependent AUC and calibration on the test patients only (training = train + validation; predicted
     # survival from the shared Breslow baseline of pi on those); each guarded, a failure is {"note": why}
     from pathviz.risk.breslow import fit_breslow
@@ -293,7 +297,7 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
         for pid in pids:
             write_survival_layers(workspace, sids[pid], stored[pid], grid_key=grids[pid].key,
                                   contributions=contributions[pid], top_maps=top_maps, map_sign=map_sign[top_maps],
-                                  version=version, pi=float(pi[pids.index(pid)]))
+                                  version=version, pi=float(pi[pids.index(pid)]), layer_tag=layer_tag)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(cnn.state_dict(), out / "cnn.pt")
@@ -318,7 +322,8 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
 
 
 def write_survival_layers(workspace: Workspace, slide_id: str, arrays: dict, grid_key: str, contributions: np.ndarray,
-                          top_maps: np.ndarray, map_sign: np.ndarray, version: str, pi: float) -> None:
+                          top_maps: np.ndarray, map_sign: np.ndarray, version: str, pi: float,
+                          layer_tag: str | None = None) -> None:
     """Two viewer layers per slide, named for the model that wrote them
     (:func:`pathviz.store.workspace.model_layer_name`: ``survival_score-m<version>``), so a retrained
     model never overwrites another version's layers: ``survival_score`` (per patch: its contribution to the patient's
@@ -329,18 +334,20 @@ def write_survival_layers(workspace: Workspace, slide_id: str, arrays: dict, gri
     Args:
         arrays: the feature-store arrays of the slide (``maps`` float[n, N, h, w]).
         contributions: ``float[n_patches]``; top_maps: ``int[k]``; map_sign: ``float[k]`` (+1/-1).
+        version: the feature version (the viewer reads the patch maps of this FeatureStore version).
+        layer_tag: the run's tag in the layer names (default: ``version``).
     """
     maps = arrays["maps"].astype(np.float32)
     top = maps[:, top_maps] / (maps[:, top_maps].reshape(len(maps), len(top_maps), -1).max(axis=(0, 2))[None, :, None, None] + 1e-6)
     sub = np.tensordot(top, np.asarray(map_sign, np.float32), axes=([1], [0])) / len(top_maps)  # [n, h, w]
     meta = {"model_version": version, "prognostic_index": pi, "top_maps": [int(m) for m in top_maps]}
     workspace.save_layer(slide_id, ScoreLayer(
-        name=model_layer_name("survival_score", version), title="PAGE-Net patch contribution to risk", grid_key=grid_key,
+        name=model_layer_name("survival_score", layer_tag or version), title="PAGE-Net patch contribution to risk", grid_key=grid_key,
         scores=np.asarray(contributions, np.float32), units="PI contribution", meta=meta,
         description="Per patch: its contribution to the patient's PAGE-Net prognostic index (Input x Gradient "
                     "through the two-stage pooling and the integration network); higher = pushes risk up."))
     workspace.save_layer(slide_id, ScoreLayer(
-        name=model_layer_name("survival_maps", version), title="PAGE-Net top survival-discriminative maps", grid_key=grid_key, scores=sub,
+        name=model_layer_name("survival_maps", layer_tag or version), title="PAGE-Net top survival-discriminative maps", grid_key=grid_key, scores=sub,
         units="signed activation", meta=meta,
         description=f"Inside each patch: mean activation of the {len(top_maps)} maps that move the prognostic index "
                     "most (each scaled to its maximum, signed + when the map raises risk), as the seed's Fig. 4."))

@@ -13,8 +13,8 @@ Life of a job::
 Every transition is one conditional ``UPDATE ... WHERE status = <expected>``, so two workers never
 claim the same job and a late progress report never revives a finished one. A job is marked
 ``interrupted`` by whoever next looks at the queue (a worker, a page, ``pathviz jobs status``) once
-its worker process is gone: the worker's pid *and* process start time are recorded, so a reused
-pid is not mistaken for the worker.
+its worker is gone: a live worker holds its device's lock file with its pid in it
+(:func:`worker_alive`), which neither a reused pid nor a stepped clock can fake.
 
 Job kinds register how they run (:func:`register_job_kind`); :mod:`pathviz.jobs.kinds` holds the
 built-in ones (Cox-PASNet, PAGE-Net, the demo build).
@@ -222,31 +222,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def process_alive(pid: int | None, started: float | None) -> bool:
-    """True when process ``pid`` exists, is not a zombie, and started at ``started`` (psutil
-    ``create_time``, seconds since the epoch; tolerance 1 s), so a reused pid does not count."""
-    import psutil
+def worker_alive(home, device: str, pid: int | None) -> bool:
+    """True when the worker ``pid`` still serves ``device`` of the workspace at ``home``: it holds
+    the device lock (``$PATHVIZ_HOME/jobs/worker-<device>.lock``, ``flock``) and wrote its pid
+    there. A lock that is free, or held by a later worker, means that worker is gone (whatever
+    host it ran on, and however the clock moved since)."""
+    from pathviz.jobs.worker import lock_holder
 
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started is None or abs(p.create_time() - started) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    return pid is not None and lock_holder(home, device) == pid
 
 
 class JobQueue:
-    """The queue of one workspace database.
+    """The queue of one workspace.
 
     Args:
         db: the workspace :class:`~pathviz.store.db.Database`.
+        home: the workspace folder (``PATHVIZ_HOME``), where the workers' locks are.
     """
 
-    def __init__(self, db: Database):
-        self.db = db
+    def __init__(self, db: Database, home):
+        self.db, self.home = db, home
 
     # -- submitting and reading -------------------------------------------------------------
     def submit(self, kind: str, params: dict | None = None, device: str = "default", timeout_s: float | None = DEFAULT_TIMEOUT_S,
@@ -343,22 +338,21 @@ class JobQueue:
         return bool(rec and rec.cancel_requested)
 
     def reap_interrupted(self) -> list[int]:
-        """Mark ``interrupted`` every running job of this host whose worker process is gone.
-        Returns the ids marked."""
-        host = socket.gethostname()
+        """Mark ``interrupted`` every running job whose worker is gone (:func:`worker_alive`), and
+        end its job process if one is left. Returns the ids marked."""
         with self.db.session() as s:
             running = list(s.scalars(select(JobRecord).where(JobRecord.status == "running")))
         marked = []
         for r in running:
-            if r.worker_host not in (None, host):
-                continue  # another machine's worker: not ours to judge
-            if not process_alive(r.worker_pid, r.worker_started):
-                if self._update(r.id, ("running",), status="interrupted", finished_at=_now(),
-                                error="The worker running this job stopped (killed or the machine restarted); "
-                                      "no model version was written.",
-                                message="interrupted; resubmit it to run again"):
-                    marked.append(r.id)
-                _kill_orphan(r.job_pid)
+            if worker_alive(self.home, r.device, r.worker_pid):
+                continue
+            if self._update(r.id, ("running",), status="interrupted", finished_at=_now(),
+                            error="The worker running this job stopped (killed or the machine restarted); any model "
+                                  "version it was writing was discarded.",
+                            message="interrupted; resubmit it to run again"):
+                marked.append(r.id)
+                if r.worker_host in (None, socket.gethostname()):
+                    _kill_orphan(r.job_pid)
         return marked
 
 

@@ -29,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run job ``argv[0]``; returns the process exit status (0 whatever the job's outcome once it
     was recorded, 2 when the job cannot be found or is not running)."""
     argv = sys.argv[1:] if argv is None else argv
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    # the worker that started us (passed explicitly: if it died before this line, getppid() would
+    # already name the new parent and the watch would never fire)
+    parent = int(os.environ.get("PATHVIZ_WORKER_PID", os.getppid()))
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     from pathviz.errors import PathVizError
     from pathviz.jobs.queue import JobContext, JobQueue, job_kind
     from pathviz.store.workspace import Workspace
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, cores)
     ws = Workspace()
-    queue = JobQueue(ws.db)
+    queue = JobQueue(ws.db, ws.home)
     job = queue.get(int(argv[0]))
     if job.status != "running":
         print(f"job {job.id} is {job.status}, not running", flush=True)

@@ -28,6 +28,7 @@ from pathviz.errors import PathVizError
 from pathviz.jobs.queue import JobQueue
 
 POLL_S = 0.2
+STARTING_S = 10.0  # ensure_worker starts no second worker for this long after starting one
 KILL_GRACE_S = 5.0
 _DEVICE = re.compile(r"^[A-Za-z0-9_:-]{1,32}$")
 
@@ -71,16 +72,25 @@ def kill_tree(pid: int, grace_s: float = KILL_GRACE_S, must_contain: str | None 
     psutil.wait_procs(alive, timeout=grace_s)
 
 
-def worker_running(home: Path, device: str = "default") -> bool:
-    """True when a worker holds the lock of ``device`` in this workspace."""
+def lock_holder(home: Path, device: str = "default") -> int | None:
+    """The pid of the worker holding the lock of ``device`` in this workspace, None when no
+    worker holds it. (The probe holds the lock for microseconds; a worker starting in that
+    instant retries, see :meth:`Worker.acquire`.)"""
     path = _lock_path(home, device)
     with open(path, "a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
+            fh.seek(0)
+            text = fh.read().strip()
+            return int(text) if text.isdigit() else -1  # held, pid not written yet
         fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
+    return None
+
+
+def worker_running(home: Path, device: str = "default") -> bool:
+    """True when a worker holds the lock of ``device`` in this workspace."""
+    return lock_holder(home, device) is not None
 
 
 def ensure_worker(home: Path, device: str = "default", idle_exit_s: float = 600.0) -> bool:
@@ -89,6 +99,13 @@ def ensure_worker(home: Path, device: str = "default", idle_exit_s: float = 600.
     ``idle_exit_s`` seconds without jobs. Returns True when one was started."""
     if worker_running(home, device):
         return False
+    starting = jobs_dir(home) / f"worker-{device}.starting"
+    try:  # one start at a time: a worker takes a second or two to import and lock
+        if time.time() - starting.stat().st_mtime < STARTING_S:
+            return False
+    except FileNotFoundError:
+        pass
+    starting.touch()
     log = open(jobs_dir(home) / f"worker-{device}.log", "ab")
     env = {**os.environ, "PATHVIZ_HOME": str(home)}
     subprocess.Popen([sys.executable, "-m", "pathviz", "worker", "--device", device, "--idle-exit", str(idle_exit_s), "--quiet-if-running"],
@@ -108,19 +125,25 @@ class Worker:
 
     def __init__(self, workspace, device: str = "default", log=None):
         self.ws, self.device = workspace, device
-        self.queue = JobQueue(workspace.db)
+        self.queue = JobQueue(workspace.db, workspace.home)
         self.log = log or (lambda line: print(line, flush=True))
         self._lock = None
         self._stop = False
 
-    def acquire(self) -> bool:
-        """Take the device lock; False when another worker holds it."""
+    def acquire(self, patience_s: float = 1.0) -> bool:
+        """Take the device lock; False when another worker holds it (a reader probing the lock
+        holds it for microseconds, so a busy lock is retried for ``patience_s`` seconds)."""
         fh = open(_lock_path(self.ws.home, self.device), "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            return False
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    fh.close()
+                    return False
+                time.sleep(0.05)
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -147,8 +170,7 @@ class Worker:
         import psutil
 
         me = psutil.Process()
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         done, idle_since = 0, time.monotonic()
         self.log(f"worker {os.getpid()} serving device {self.device!r} of {self.ws.home}")
         try:
@@ -169,6 +191,13 @@ class Worker:
             self.log(f"worker {os.getpid()} stopping")
         finally:
             self.release()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        # a job submitted while this worker was deciding to leave found the lock held and started
+        # nobody: serve it (unless stopped, or another worker took over)
+        waiting = any(j.device == self.device for j in self.queue.list("queued", limit=1000))
+        if not self._stop and not once and waiting and self.acquire(0.0):
+            return done + self.run(once=once, idle_exit_s=idle_exit_s)
         return done
 
     def _on_signal(self, signum, _frame) -> None:
@@ -178,7 +207,7 @@ class Worker:
     def _run_job(self, job) -> None:
         log_path = jobs_dir(self.ws.home) / f"{job.id}.log"
         self.log(f"job {job.id} ({job.kind}) started; log {log_path}")
-        env = {**os.environ, "PATHVIZ_HOME": str(self.ws.home), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PATHVIZ_HOME": str(self.ws.home), "PYTHONUNBUFFERED": "1", "PATHVIZ_WORKER_PID": str(os.getpid())}
         if self.device not in ("default", "auto"):
             env["PATHVIZ_DEVICE"] = self.device.split(":")[0]
             if ":" in self.device:
@@ -204,7 +233,8 @@ class Worker:
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             kill_tree(proc.pid)
-            self.queue.finish(job.id, "interrupted", error="The worker was stopped while the job ran; no model version was written.",
+            self.queue.finish(job.id, "interrupted", error="The worker was stopped while the job ran; any model version it "
+                                                             "was writing was discarded.",
                               message="interrupted; resubmit it to run again")
             self.log(f"job {job.id} interrupted (worker stopping)")
             raise

@@ -100,3 +100,12 @@ def usage_table(registry: ModelRegistry) -> pd.DataFrame:
             for page in pages:
                 rows.append({"page": page, "model": f"{kind}/{name}", "version": m.version, "chosen by": why})
     return pd.DataFrame(rows, columns=["page", "model", "version", "chosen by"])
+
+
+def jobs_table(jobs) -> pd.DataFrame:
+    """Finished jobs for the admin page: id, kind, status, parameters, the version it registered
+    (or its error), run time in seconds."""
+    return pd.DataFrame([{"job": j.id, "kind": j.kind, "status": j.status,
+                          "params": ", ".join(f"{k}={v}" for k, v in j.params.items()),
+                          "result": (j.result or {}).get("model", "") or j.error or "", "seconds": round(j.seconds() or 0)}
+                         for j in jobs], columns=["job", "kind", "status", "params", "result", "seconds"])

@@ -62,6 +62,13 @@ def load_registered_risk(registry: ModelRegistry, ref: str, cohort: Cohort) -> S
     if man.cohort and man.cohort != cohort.name:
         raise PathVizError(f"{man.ref} was trained on {man.cohort!r}, not {cohort.name!r}.",
                            f"choose a {man.kind} version trained on {cohort.name}.")
+    if man.data_digest:
+        from pathviz.cohort import cohort_digest
+
+        if cohort_digest(cohort) != man.data_digest:
+            raise PathVizError(f"{man.ref} was trained on other data than today's {cohort.name!r} (digest {man.data_digest} "
+                               f"vs {cohort_digest(cohort)}): its held-out patients no longer match.",
+                               f"train a new {man.kind} version on {cohort.name} (admin page).")
     label = version_label(registry, man)
     if man.kind == "pagenet":
         model = StoredRiskModel.from_pagenet(folder)
@@ -81,7 +88,7 @@ def load_registered_risk(registry: ModelRegistry, ref: str, cohort: Cohort) -> S
         metrics = json.loads((folder / "metrics.json").read_text())
         h = metrics.get("held_out") or {}
         desc = (f"{label}: Cox-PASNet (genes -> pathways -> Cox, {man.params.get('genesets', '?')} gene sets), split seed "
-                f"{man.split_seed}; held-out C-index {h.get('c_index', float('nan')):.3f} over {h.get('splits', 1)} split(s).")
+                f"{man.split_seed}; held-out C-index {h.get('c_index', float('nan')):.3f} over {len(h.get('splits') or [0])} split(s).")
         return StoredRiskModel(table, f"Cox-PASNet {man.version}", desc, metrics.get("inner_validation_c_index", float("nan")),
                                metrics)
     raise PathVizError(f"{man.kind} models give no per-patient risk score.", f"choose one of {', '.join(RISK_KINDS)}.")

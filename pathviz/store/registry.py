@@ -324,7 +324,13 @@ class ModelRegistry:
         else its newest version): ``{name: Manifest}``. Pages, the CLI and the viewer resolve
         models through this (or :meth:`get`), never by reading model folders."""
         names = sorted({m.name for m in self.versions(kind)}) if (self.root / kind).exists() else []
-        return {n: self.get(f"{kind}/{n}") for n in names}
+        out = {}
+        for n in names:
+            try:
+                out[n] = self.get(f"{kind}/{n}")
+            except RegistryError:
+                continue  # e.g. an alias pointing at a deleted version: the pages skip this model; the admin page shows it
+        return out
 
     def path(self, ref: str, verify: bool = True) -> Path:
         """The folder of a resolved version, its files checked against the manifest first."""
@@ -413,11 +419,16 @@ USED_BY = {
 }
 
 
+def chosen_layer_refs(registry: "ModelRegistry", kind: str = "pagenet") -> dict[str, str]:
+    """``{layer tag: version reference}`` of the chosen version of every ``kind`` model (the tag
+    is ``metrics["layer_tag"]``, part of the names of the layers that version wrote)."""
+    return {str(m.metrics["layer_tag"]): m.ref for m in registry.chosen(kind).values() if m.metrics.get("layer_tag")}
+
+
 def chosen_layer_tags(registry: "ModelRegistry", kind: str = "pagenet") -> set[str]:
-    """Layer tags (``metrics["layer_tag"]``) of the chosen version of every ``kind`` model: the
-    viewer shows only model layers carrying one of them
-    (:meth:`pathviz.store.workspace.Workspace.layer_names`)."""
-    return {str(m.metrics["layer_tag"]) for m in registry.chosen(kind).values() if m.metrics.get("layer_tag")}
+    """Layer tags of the chosen version of every ``kind`` model: the viewer shows only model layers
+    carrying one of them (:meth:`pathviz.store.workspace.Workspace.layer_names`)."""
+    return set(chosen_layer_refs(registry, kind))
 
 
 def _remove_dead_writers(folder: Path, grace_s: float = 60.0) -> None:

@@ -325,6 +325,13 @@ def split_model_layer_name(name: str) -> tuple[str, str | None]:
     return (m["base"], m["tag"]) if m else (name, None)
 
 
+def layer_label(name: str, refs: dict[str, str]) -> str:
+    """How the viewer names a layer: ``survival_score · pagenet/demo@v0002`` for a model layer
+    whose tag is in ``refs`` (``{tag: version reference}``), the name itself otherwise."""
+    base, tag = split_model_layer_name(name)
+    return f"{base} · {refs[tag]}" if tag in refs else name
+
+
 def save_mask(mask: TissueMask, path: Path) -> None:
     """Store a tissue mask as ``.npz`` (atomically)."""
     header = {"downsample_x": mask.downsample_x, "downsample_y": mask.downsample_y, "threshold": mask.threshold}

@@ -179,10 +179,12 @@ def _render(fn: Callable[..., bytes | str], slide_id: str, *args) -> bytes | str
         raise _Refused(500, f"Slide {slide_id!r} could not be read.", "check the slide file on the Workspace page.") from None
     except WorkspaceError as exc:  # unknown slide or layer; .message never lists other ids, .fix might
         raise _Refused(404, exc.message, "use a slide and layer the dashboard lists for this workspace.") from None
-    except ValueError as exc:  # level or tile address outside the pyramid
-        raise _Refused(404, str(exc), "ask for a level and tile address inside the slide's DZI pyramid.") from None
-    except PathVizError as exc:  # unknown colour map, bad value range
-        raise _Refused(400, exc.message, exc.fix or "check the request's parameters.") from None
+    except ValueError:  # level or tile address outside the pyramid
+        raise _Refused(404, "No such tile.", "ask for a level and tile address inside the slide's DZI pyramid.") from None
+    except PathVizError as exc:  # unknown colour map, bad value range, or an unreadable stored layer
+        _LOG.warning("tile request for %s refused: %s", slide_id, exc)  # details (file paths) stay in the server log
+        raise _Refused(400, "The tile cannot be drawn with these parameters.", "check the colour map, value range and "
+                       "layer, or re-analyse the slide on the Workspace page.") from None
 
 
 def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | None = None) -> list[BaseRoute]:
