@@ -90,6 +90,17 @@ def jobs_panel() -> None:
     recent = [j for j in queue.list(limit=15) if j.finished]
     if recent:
         st.dataframe(jobs_table(recent), hide_index=True, width="stretch", key="adm_recent")
+    logs = queue.list(limit=15)
+    if logs:
+        with st.expander("Job log (live)", expanded=bool(active)):
+            default = active[0].id if active else logs[0].id
+            ids = [j.id for j in logs]
+            pick = st.selectbox("Job", ids, index=ids.index(default), format_func=lambda i: f"#{i}", key="adm_log_job")
+            job = next(j for j in logs if j.id == pick)
+            if job.log_path and Path(job.log_path).is_file():
+                st.code(Path(job.log_path).read_text(errors="replace")[-6000:] or "(empty)", language=None)
+            else:
+                st.caption("No log yet.")
     # new versions appear below once a job ends: rerun the page when the set of active jobs changes
     ids = tuple(j.id for j in active)
     if state.get("adm_active_ids", ids) != ids:
@@ -99,15 +110,7 @@ def jobs_panel() -> None:
 
 
 jobs_panel()
-logs = queue.list(limit=15)
-if logs:
-    with st.expander("Job log"):
-        pick = st.selectbox("Job", [j.id for j in logs], format_func=lambda i: f"#{i}", key="adm_log_job")
-        job = next(j for j in logs if j.id == pick)
-        if job.log_path and Path(job.log_path).is_file():
-            st.code(Path(job.log_path).read_text(errors="replace")[-6000:] or "(empty)", language=None)
-        else:
-            st.caption("No log yet.")
+
 
 # -- models ----------------------------------------------------------------------------------------
 def alias_form(action: str, confirm: str, key: str, move, model: str) -> None:
@@ -143,7 +146,7 @@ for mk, mname in models:
         held_by = registry.aliases(mk, mname)
         st.caption(f"Versions {', '.join(versions)} · " + (" · ".join(f"{a} → {v}" for a, v in sorted(held_by.items()))
                                                            or "no alias yet: pages use the newest version"))
-        chosen = st.multiselect("Compare versions", versions, default=versions[:2], key=f"adm_cmp_{mk}_{mname}")
+        chosen = st.multiselect("Compare versions", versions, default=versions[:2], key=f"adm_cmp_{mk}_{mname}_{len(versions)}")  # a new version resets the default
         if chosen:
             st.dataframe(compare_versions([registry.get(f"{mk}/{mname}@{v}") for v in chosen]), width="stretch",
                          key=f"adm_cmpt_{mk}_{mname}")

@@ -55,6 +55,7 @@ def test_versions_compare_promote_and_rollback(ws):
     cmp = compare_versions([v1, v2])
     assert cmp.loc["time-dependent AUC", "v0002"] == "12 mo: 0.710, 24 mo: 0.690"
     assert cmp.loc["time-dependent AUC", "v0001"] == "not recorded"
+    assert cmp.loc["spread over splits (sd)", "v0001"] == "0.000 over 1 split(s)"
 
     st.cache_data.clear()
     at = AppTest.from_file(PAGE, default_timeout=120).run()

@@ -28,6 +28,7 @@ import hashlib
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -150,175 +151,379 @@ def read_patches(workspace: Workspace, slide_id: str) -> tuple[np.ndarray, objec
     return patches, grid
 
 
-def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str = "demo", seed: int = 0,
-                        epochs_cnn: int = 6, device: str | None = None, progress: Progress | None = None,
-                        write_layers: bool = True) -> dict:
-    """Run the whole PAGE-Net pipeline (module docstring); returns the metrics dict."""
-    from pathviz.settings import torch_device
+@dataclass
+class _PageNetRun:
+    """State of one :func:`train_pagenet_model` run, filled stage by stage (top to bottom).
 
-    device = device or torch_device("auto")
-    report = progress or (lambda f, m: None)
-    t_start = time.perf_counter()
-    cohort = load_cohort(cohort_name)
+    Per-patient arrays are in the order of ``pids`` (the cohort's clinical index); ``n`` = patients.
+    """
+
+    # -- arguments (set by train_pagenet_model) -------------------------------------------------------
+    workspace: Workspace
+    cohort_name: str
+    seed: int
+    epochs_cnn: int
+    device: str
+    report: Progress
+    t_start: float
+    # -- _stage_inputs ----------------------------------------------------------------------------------
+    cohort: object = None  # pathviz.cohort.Cohort
+    sids: dict = None  # patient id -> registered slide id
+    pids: list = None  # patient ids, n
+    t: np.ndarray = None  # survival time, float[n] (cohort units)
+    e: np.ndarray = None  # event indicator, int[n] (1 = event, 0 = censored)
+    split: np.ndarray = None  # object[n]: "train" / "validation" / "test"
+    # -- _stage_patches ---------------------------------------------------------------------------------
+    patches: dict = None  # pid -> uint8[n_patches, CNN_INPUT, CNN_INPUT, 3], stain-normalised
+    grids: dict = None  # pid -> the slide's patch grid
+    sample: dict = None  # pid -> int[<= PRETRAIN_PATCHES_PER_PATIENT] pre-training patch indices
+    # -- _stage_pretrain_cnn ----------------------------------------------------------------------------
+    pre_tr: list = None  # uncensored training patients whose patches pre-train the CNN
+    n_pretrain_patches: int = 0
+    cnn: object = None  # the pre-trained patch CNN (n_maps feature maps)
+    cnn_info: dict = None  # pretrain_patch_cnn's info (val_mse, history, ...)
+    version: str = None  # feature version: sha1 of the CNN's settings and weights, 10 hex
+    store: FeatureStore = None  # the FeatureStore of that version
+    # -- _stage_features --------------------------------------------------------------------------------
+    stored: dict = None  # pid -> the slide's feature-store arrays (scores, maps float[n_patches, n_maps, h, w])
+    slide_feat: np.ndarray = None  # two-stage pooled slide features, float32[n, n_maps]
+    tr: np.ndarray = None  # bool[n] masks of the split parts; trva = train | validation
+    va: np.ndarray = None
+    te: np.ndarray = None
+    trva: np.ndarray = None
+    s_mean: np.ndarray = None  # float32[n_maps], training mean / sd of slide_feat
+    s_sd: np.ndarray = None
+    S: np.ndarray = None  # standardised slide features, float32[n, n_maps]
+    # -- _stage_genome ----------------------------------------------------------------------------------
+    lib: object = None  # KEGG gene-set library (size-filtered)
+    mapping: object = None  # pathway mask of the cohort's genes
+    genes: list = None  # genes kept by the scaler, n_genes
+    mask: np.ndarray = None  # gene x pathway mask, [n_genes, n_pathways]
+    G: np.ndarray = None  # scaled expression, float32[n, n_genes]
+    C: np.ndarray = None  # standardised clinical covariates (age), float32[n, 1]
+    init_clin: object = None  # clinical Cox coefficients that start the Cox layer
+    # -- _stage_integrate -------------------------------------------------------------------------------
+    net: object = None  # bagged PAGE-Net ensemble (MEMBERS networks)
+    best_rows: pd.DataFrame = None  # best grid row (lr, l2, val_c_index) per member
+    pi: np.ndarray = None  # prognostic index, float32[n] (higher = higher risk)
+    c_test: float = None  # PAGE-Net test C-index
+    # -- _stage_comparators -----------------------------------------------------------------------------
+    c_cpn: float = None  # test C-index of Cox-PASNet (genes + age)
+    cpn_top: list = None  # Cox-PASNet's pathway ranking
+    c_en: float = None  # test C-index of the image-only elastic-net Cox
+    c_clin: float = None  # test C-index of the clinical Cox (age)
+    # -- _stage_held_out --------------------------------------------------------------------------------
+    held: object = None  # HeldOutCIndex: PAGE-Net test C-index with bootstrap CI
+    evaluation: dict = None  # time-dependent AUC and calibration on the test patients
+    # -- _stage_attributions ----------------------------------------------------------------------------
+    contributions: dict = None  # pid -> float[n_patches] patch contributions to the PI
+    map_importance: np.ndarray = None  # float[n_maps], mean |contribution| per map
+    top_maps: np.ndarray = None  # int[TOP_MAPS], most important maps first
+    map_sign: np.ndarray = None  # float[n_maps], +1 where a map raises risk on average
+    ranking: object = None  # pathway ranking (``.table``)
+    gene_table: pd.DataFrame = None  # gene ranking
+    # -- _stage_metrics ---------------------------------------------------------------------------------
+    layer_tag: str = None  # feature version + random part, names this run's viewer layers
+    metrics: dict = None  # the returned metrics (also metrics.json)
+
+
+def _stage_inputs(run: _PageNetRun) -> None:
+    """Load the cohort and check it (slides + expression, the clinical covariates); map each patient to
+    its registered slide. Adds ``cohort``, ``sids``, ``pids``, ``t``, ``e`` and the seeded 60/20/20
+    ``split`` (stratified by event).
+
+    Raises:
+        PathVizError: the cohort lacks slides or expression, a covariate, or a slide is not registered.
+    """
+    cohort = load_cohort(run.cohort_name)
     missing = cohort.missing_modalities()
     if missing:
         from pathviz.cohort import available_cohorts
         from pathviz.risk.stratify import cohort_has_slides_and_omics
 
         ok = [c for c in available_cohorts() if cohort_has_slides_and_omics(c)]
-        raise PathVizError(f"Cohort {cohort_name!r} has no {' and no '.join(missing)}: PAGE-Net needs a slide and an "
+        raise PathVizError(f"Cohort {run.cohort_name!r} has no {' and no '.join(missing)}: PAGE-Net needs a slide and an "
                            "expression profile per patient.",
                            f"use a cohort with both ({', '.join(ok) or 'none here yet: build the demo cohort with `pathviz demo`'}).")
     cohort.check_features(PAGENET_CLINICAL, "PAGE-Net")
-    cohort_dir = workspace.home / "cohorts" / cohort_name
-    sids = slide_ids_for(workspace, cohort_dir, cohort.clinical["slide"])
-    pids = list(cohort.clinical.index)
-    t, e = cohort.time, cohort.event
-    split = three_way_split(e, seed)
-    # -- patches ------------------------------------------------------------------------------------
-    report(0.02, "reading patches")
-    patches, grids = {}, {}
-    for i, pid in enumerate(pids):
-        raw, grids[pid] = read_patches(workspace, sids[pid])
-        patches[pid] = shrink(MacenkoNormaliser().fit(raw).transform(raw), CNN_INPUT)
-    rng = np.random.default_rng(seed)
-    sample = {p: rng.choice(len(patches[p]), min(PRETRAIN_PATCHES_PER_PATIENT, len(patches[p])), replace=False) for p in pids}
-    # -- CNN pre-training on uncensored training patients only --------------------------------------
-    log_t = np.log(np.maximum(np.asarray(t, float), 1e-3))
+    cohort_dir = run.workspace.home / "cohorts" / run.cohort_name
+    run.cohort = cohort
+    run.sids = slide_ids_for(run.workspace, cohort_dir, cohort.clinical["slide"])
+    run.pids = list(cohort.clinical.index)
+    run.t, run.e = cohort.time, cohort.event
+    run.split = three_way_split(run.e, run.seed)
+
+
+def _stage_patches(run: _PageNetRun) -> None:
+    """Read every grid patch of each patient's slide, Macenko-normalise per slide and box-resize to
+    ``CNN_INPUT`` px. Adds ``patches`` (pid -> uint8[n_patches, 32, 32, 3]), ``grids`` and ``sample``
+    (pid -> up to ``PRETRAIN_PATCHES_PER_PATIENT`` patch indices, drawn without replacement from
+    ``default_rng(seed)``, patients in ``pids`` order).
+    """
+    run.report(0.02, "reading patches")
+    run.patches, run.grids = {}, {}
+    for pid in run.pids:
+        raw, run.grids[pid] = read_patches(run.workspace, run.sids[pid])
+        run.patches[pid] = shrink(MacenkoNormaliser().fit(raw).transform(raw), CNN_INPUT)
+    rng = np.random.default_rng(run.seed)
+    run.sample = {p: rng.choice(len(run.patches[p]), min(PRETRAIN_PATCHES_PER_PATIENT, len(run.patches[p])), replace=False)
+                  for p in run.pids}
+
+
+def _stage_pretrain_cnn(run: _PageNetRun) -> None:
+    """Pre-train the patch CNN on the sampled patches of *uncensored training* patients (validated on
+    uncensored validation patients); target: log survival time standardised on those training
+    patients (MSE). Adds ``pre_tr``, ``n_pretrain_patches``, ``cnn``, ``cnn_info``, the feature
+    ``version`` (hash of the settings and the trained weights) and its ``store``.
+    """
+    pids, split, e = run.pids, run.split, run.e
+    log_t = np.log(np.maximum(np.asarray(run.t, float), 1e-3))
     fit_rows = (split == "train") & (e == 1)
     mu_t, sd_t = float(log_t[fit_rows].mean()), float(log_t[fit_rows].std() + 1e-6)
     target = dict(zip(pids, (log_t - mu_t) / sd_t))
     pre_tr = pretraining_patients(pids, split, e, "train")
     pre_va = pretraining_patients(pids, split, e, "validation")
+    patches, sample = run.patches, run.sample
     Xtr = np.concatenate([patches[p][sample[p]] for p in pre_tr])
     ytr = np.concatenate([np.full(len(sample[p]), target[p]) for p in pre_tr])
     Xva = np.concatenate([patches[p][sample[p]] for p in pre_va])
     yva = np.concatenate([np.full(len(sample[p]), target[p]) for p in pre_va])
-    report(0.05, f"pre-training the patch CNN on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients")
-    cnn, cnn_info = pretrain_patch_cnn(Xtr, ytr.astype(np.float32), Xva, yva.astype(np.float32), epochs=epochs_cnn, seed=seed,
-                                       device=device)
-    version = hashlib.sha1(json.dumps({"seed": seed, "cohort": cohort_name, "pids": pre_tr, "epochs": epochs_cnn, "k1": K1,
-                                       "input": CNN_INPUT, "stain": "macenko",
+    run.report(0.05, f"pre-training the patch CNN on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients")
+    cnn, cnn_info = pretrain_patch_cnn(Xtr, ytr.astype(np.float32), Xva, yva.astype(np.float32), epochs=run.epochs_cnn,
+                                       seed=run.seed, device=run.device)
+    version = hashlib.sha1(json.dumps({"seed": run.seed, "cohort": run.cohort_name, "pids": pre_tr, "epochs": run.epochs_cnn,
+                                       "k1": K1, "input": CNN_INPUT, "stain": "macenko",
                                        "state": float(sum(p.sum().item() for p in cnn.parameters()))}).encode()).hexdigest()[:10]
-    store = FeatureStore(workspace, version)
-    # -- features (feature store) and two-stage pooling --------------------------------------------------
-    report(0.45, "extracting survival-discriminative feature maps")
-    slide_feat = np.zeros((len(pids), cnn.n_maps), np.float32)
+    run.pre_tr, run.n_pretrain_patches = pre_tr, int(len(Xtr))
+    run.cnn, run.cnn_info, run.version = cnn, cnn_info, version
+    run.store = FeatureStore(run.workspace, version)
+
+
+def _stage_features(run: _PageNetRun) -> None:
+    """Extract each slide's feature maps with the CNN into the FeatureStore (skipped where this
+    version already has them), then two-stage pool them (top K1 of each patch's map values, top K2
+    patches). Adds ``stored`` (pid -> the slide's stored arrays), ``slide_feat`` float32[n, n_maps],
+    the split masks ``tr``/``va``/``te``/``trva`` and ``S`` = ``slide_feat`` standardised with the
+    training mean ``s_mean`` and sd ``s_sd``.
+    """
+    run.report(0.45, "extracting survival-discriminative feature maps")
+    cnn, store, device = run.cnn, run.store, run.device
+    slide_feat = np.zeros((len(run.pids), cnn.n_maps), np.float32)
     stored = {}  # each slide's feature-store arrays, read once
-    for i, pid in enumerate(pids):
-        sid = sids[pid]
+    for i, pid in enumerate(run.pids):
+        sid = run.sids[pid]
         if not store.has(sid):
             with torch.no_grad():
-                x = torch.as_tensor(patches[pid], device=device).permute(0, 3, 1, 2).float() / 255.0
+                x = torch.as_tensor(run.patches[pid], device=device).permute(0, 3, 1, 2).float() / 255.0
                 maps = cnn.feature_maps(x)
                 scores = patch_scores(maps, K1)
-            store.save(sid, grids[pid].coords, scores.cpu().numpy(), maps.cpu().numpy())
+            store.save(sid, run.grids[pid].coords, scores.cpu().numpy(), maps.cpu().numpy())
         stored[pid] = store.load(sid)
         maps = torch.as_tensor(stored[pid]["maps"].astype(np.float32))
         slide_feat[i] = two_stage_pool(maps, K1, K2).numpy()
-    tr, va, te = (split == "train"), (split == "validation"), (split == "test")
-    s_mean, s_sd = slide_feat[tr].mean(0), slide_feat[tr].std(0) + 1e-6
-    S = (slide_feat - s_mean) / s_sd
-    # -- genome and clinical --------------------------------------------------------------------
+    split = run.split
+    run.tr, run.va, run.te = (split == "train"), (split == "validation"), (split == "test")
+    run.trva = run.tr | run.va
+    run.s_mean, run.s_sd = slide_feat[run.tr].mean(0), slide_feat[run.tr].std(0) + 1e-6
+    run.S = (slide_feat - run.s_mean) / run.s_sd
+    run.stored, run.slide_feat = stored, slide_feat
+
+
+def _stage_genome(run: _PageNetRun) -> None:
+    """Genome and clinical inputs of the integration network: KEGG pathway mask over the cohort's
+    genes, expression scaled on the training patients, age standardised on them, and the clinical
+    Cox fit (training patients) that starts the Cox layer. Adds ``lib``, ``mapping``, ``genes``,
+    ``mask`` [n_genes, n_pathways], ``G`` float32[n, n_genes], ``C`` float32[n, 1], ``init_clin``.
+    """
+    from pathviz.risk.coxpasnet import CoxPASNetModel
+
+    cohort, pids, tr = run.cohort, run.pids, run.tr
     lib = default_library("kegg").filter_size()
     mapping = pathway_mask(lib, list(cohort.omics.columns))
     scaler = ExpressionScaler().fit(cohort.omics.loc[np.array(pids)[tr], mapping.genes])
     genes = [g for g in mapping.genes if g in set(scaler.genes_)]
-    mask = mapping.mask[[mapping.genes.index(g) for g in genes]]
-    G = scaler.transform(cohort.omics.loc[pids, mapping.genes])[genes].to_numpy(np.float32)
+    run.mask = mapping.mask[[mapping.genes.index(g) for g in genes]]
+    run.G = scaler.transform(cohort.omics.loc[pids, mapping.genes])[genes].to_numpy(np.float32)
     age = cohort.clinical[PAGENET_CLINICAL[0]].astype(float).to_numpy()
-    C = ((age - age[tr].mean()) / age[tr].std()).reshape(-1, 1).astype(np.float32)
-    from pathviz.risk.coxpasnet import CoxPASNetModel
+    run.C = ((age - age[tr].mean()) / age[tr].std()).reshape(-1, 1).astype(np.float32)
+    run.lib, run.mapping, run.genes = lib, mapping, genes
+    run.init_clin = CoxPASNetModel._clinical_cox(run.C[tr], run.t[tr], run.e[tr])
 
-    init_clin = CoxPASNetModel._clinical_cox(C[tr], t[tr], e[tr])
-    report(0.6, "training the integrative network (grid over learning rate and L2)")
-    trva = tr | va
-    net, grid_rows = fit_pagenet_ensemble(mask, S[trva], G[trva], C[trva], t[trva], e[trva], GRID_LR, GRID_L2,
-                                          n_members=MEMBERS, seed=seed, device=device, init_clinical=init_clin)
-    best_rows = pd.DataFrame(grid_rows).sort_values("val_c_index", ascending=False).groupby("member").head(1)
+
+def _stage_integrate(run: _PageNetRun) -> None:
+    """Fit the ``MEMBERS`` bagged integration networks (slide features + pathways + age -> Cox) on
+    train + validation patients, each over the learning-rate x L2 grid with its own inner split.
+    Adds ``net``, ``best_rows`` (best grid row per member), the prognostic index ``pi`` float32[n]
+    of every patient and the PAGE-Net test C-index ``c_test``.
+    """
+    run.report(0.6, "training the integrative network (grid over learning rate and L2)")
+    trva, S, G, C, t, e, device = run.trva, run.S, run.G, run.C, run.t, run.e, run.device
+    net, grid_rows = fit_pagenet_ensemble(run.mask, S[trva], G[trva], C[trva], t[trva], e[trva], GRID_LR, GRID_L2,
+                                          n_members=MEMBERS, seed=run.seed, device=device, init_clinical=run.init_clin)
+    run.best_rows = pd.DataFrame(grid_rows).sort_values("val_c_index", ascending=False).groupby("member").head(1)
     T = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
     with torch.no_grad():
-        pi = net(T(S), T(G), T(C)).cpu().numpy()
-    c_test = harrell_c(t[te], e[te], pi[te]).c_index
-    # -- comparators ---------------------------------------------------------------------------------
-    report(0.8, "comparators: Cox-PASNet (genes + age) and image-only elastic-net Cox")
-    cpn = CoxPASNetModel(lib, PAGENET_CLINICAL, device=device, config=None, outcome_columns=cohort.outcome_columns,
-                         allowed_covariates=cohort.allowed_covariates)
-    cpn.config.seed = seed
-    cpn.fit(cohort.clinical[trva], cohort.omics, t[trva], e[trva])
-    c_cpn = harrell_c(t[te], e[te], cpn.predict_risk(cohort.clinical[te], cohort.omics)).c_index
-    from pathviz.explain import pathway_ranking
+        run.pi = net(T(S), T(G), T(C)).cpu().numpy()
+    run.net = net
+    run.c_test = harrell_c(t[run.te], e[run.te], run.pi[run.te]).c_index
 
-    cpn_top = pathway_ranking(cpn, cohort.clinical[trva], cohort.omics).table["pathway"].tolist()
-    feat_df = pd.DataFrame(slide_feat, index=pids, columns=[f"map{j}" for j in range(cnn.n_maps)])
-    en = CoxnetRiskModel([], use_genes=True, max_genes=cnn.n_maps, seed=seed).fit(cohort.clinical[trva], feat_df, t[trva], e[trva])
-    c_en = harrell_c(t[te], e[te], en.predict_risk(cohort.clinical[te], feat_df)).c_index
+
+def _stage_comparators(run: _PageNetRun) -> None:
+    """Comparators fitted on train + validation, scored on the test patients (Harrell's C): Cox-PASNet
+    on genes + age (``c_cpn``, its pathway ranking ``cpn_top``), image-only elastic-net Cox on the
+    pooled slide features (``c_en``) and the no-learning baseline, clinical Cox on age (``c_clin``).
+    """
+    from pathviz.explain import pathway_ranking
+    from pathviz.risk.coxpasnet import CoxPASNetModel
+
+    run.report(0.8, "comparators: Cox-PASNet (genes + age) and image-only elastic-net Cox")
+    cohort, trva, te, t, e = run.cohort, run.trva, run.te, run.t, run.e
+    cpn = CoxPASNetModel(run.lib, PAGENET_CLINICAL, device=run.device, config=None, outcome_columns=cohort.outcome_columns,
+                         allowed_covariates=cohort.allowed_covariates)
+    cpn.config.seed = run.seed
+    cpn.fit(cohort.clinical[trva], cohort.omics, t[trva], e[trva])
+    run.c_cpn = harrell_c(t[te], e[te], cpn.predict_risk(cohort.clinical[te], cohort.omics)).c_index
+    run.cpn_top = pathway_ranking(cpn, cohort.clinical[trva], cohort.omics).table["pathway"].tolist()
+    feat_df = pd.DataFrame(run.slide_feat, index=run.pids, columns=[f"map{j}" for j in range(run.cnn.n_maps)])
+    en = CoxnetRiskModel([], use_genes=True, max_genes=run.cnn.n_maps, seed=run.seed).fit(
+        cohort.clinical[trva], feat_df, t[trva], e[trva])
+    run.c_en = harrell_c(t[te], e[te], en.predict_risk(cohort.clinical[te], feat_df)).c_index
     # the no-learning baseline: clinical Cox (age) on the same train + validation patients
-    c_clin = harrell_c(t[te], e[te], clinical_cox_risk(cohort.clinical, PAGENET_CLINICAL, trva, t, e)[te]).c_index
-    held = held_out_c_index([(t[te], e[te], pi[te])])
-    # -- per-patch contributions (Input x Gradient) and map importance ------------------------------------
-    report(0.85, "attributing the prognostic index to patches and maps")
-    contributions = {}
-    map_attr = np.zeros((len(pids), cnn.n_maps))
-    for i, pid in enumerate(pids):
-        per_patch, per_map = patch_contributions(net, stored[pid]["scores"], s_mean, s_sd, G[i], C[i], K2)
-        contributions[pid] = per_patch
-        map_attr[i] = per_map.sum(axis=0)
-    map_importance = np.abs(map_attr).mean(axis=0)
-    top_maps = np.argsort(-map_importance)[:TOP_MAPS]
-    map_sign = np.sign(map_attr.mean(axis=0))
-    ranking = pagenet_pathway_ranking(net, S[trva], G[trva], C[trva], mask, list(mapping.pathways), genes,
-                                      {gs.name: gs.description for gs in lib.sets})
-    gene_table = pagenet_gene_ranking(net, S[trva], G[trva], C[trva], mask, genes)
-    # viewer layers are named for this run (feature version + a random part), so a retrain, even
-    # one with the same CNN, never overwrites the layers another registered version shows
-    layer_tag = f"{version[:6]}{uuid.uuid4().hex[:8]}"
-    metrics = {"cohort": cohort_name, "seed": seed, "version": version, "device": device,
-               "n": {k: int((split == k).sum()) for k in ("train", "validation", "test")},
-               "cnn": {k: v for k, v in cnn_info.items() if k != "history"}, "pretrain_patients": len(pre_tr),
-               "pretrain_patches": int(len(Xtr)), "k1": K1, "k2": K2, "members": best_rows.to_dict("records"),
-               "val_c_index": float(best_rows["val_c_index"].mean()),
-               "test_c_index": {"pagenet": c_test, "coxpasnet": c_cpn, "image_cox_en": c_en, "clinical": c_clin},
-               "held_out": held.to_dict(),
-               "map_importance": map_importance.tolist(), "top_maps": top_maps.tolist(), "pathways": len(mapping.pathways),
-               "pagenet_pathway_ranking": ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": cpn_top,
-               "layer_tag": layer_tag}
-    # time-dependent AUC and calibration on the test patients only (training = train + validation; predicted
-    # survival from the shared Breslow baseline of pi on those); each guarded, a failure is {"note": why}
+    run.c_clin = harrell_c(t[te], e[te], clinical_cox_risk(cohort.clinical, PAGENET_CLINICAL, trva, t, e)[te]).c_index
+
+
+def _stage_held_out(run: _PageNetRun) -> None:
+    """Held-out evaluation of ``pi`` on the test patients only: ``held`` (C-index with its percentile
+    bootstrap CI; own fixed seed) and ``evaluation`` (time-dependent AUC and calibration by risk group;
+    predicted survival from the Breslow baseline of ``pi`` on train + validation; each part guarded,
+    a failure is ``{"note": why}``).
+    """
     from pathviz.risk.breslow import fit_breslow
     from pathviz.survival.evaluation import held_out_evaluation
 
-    pi_flat = np.asarray(pi, float).reshape(-1)
-    metrics.update(held_out_evaluation(
+    trva, te, t, e = run.trva, run.te, run.t, run.e
+    run.held = held_out_c_index([(t[te], e[te], run.pi[te])])
+    pi_flat = np.asarray(run.pi, float).reshape(-1)
+    run.evaluation = held_out_evaluation(
         t[trva], e[trva], t[te], e[te], pi_flat[te],
-        lambda tc: fit_breslow(pi_flat[trva], t[trva], e[trva]).survival_function(pi_flat[te], [tc])[:, 0]))
-    if write_layers:
-        report(0.9, "writing survival-discriminative layers")
-        for pid in pids:
-            write_survival_layers(workspace, sids[pid], stored[pid], grid_key=grids[pid].key,
-                                  contributions=contributions[pid], top_maps=top_maps, map_sign=map_sign[top_maps],
-                                  version=version, pi=float(pi[pids.index(pid)]), layer_tag=layer_tag)
-    out = Path(out)
+        lambda tc: fit_breslow(pi_flat[trva], t[trva], e[trva]).survival_function(pi_flat[te], [tc])[:, 0])
+
+
+def _stage_attributions(run: _PageNetRun) -> None:
+    """Attribute the prognostic index: per-patch contributions (Input x Gradient through the pooling and
+    the network) per patient, map importance (mean |contribution| per map, ``top_maps`` the
+    ``TOP_MAPS`` largest, ``map_sign`` the sign of each map's mean effect), and pathway and gene
+    rankings on train + validation. Adds ``contributions``, ``map_importance``, ``top_maps``,
+    ``map_sign``, ``ranking``, ``gene_table``.
+    """
+    run.report(0.85, "attributing the prognostic index to patches and maps")
+    net, trva, S, G, C = run.net, run.trva, run.S, run.G, run.C
+    run.contributions = {}
+    map_attr = np.zeros((len(run.pids), run.cnn.n_maps))
+    for i, pid in enumerate(run.pids):
+        per_patch, per_map = patch_contributions(net, run.stored[pid]["scores"], run.s_mean, run.s_sd, G[i], C[i], K2)
+        run.contributions[pid] = per_patch
+        map_attr[i] = per_map.sum(axis=0)
+    run.map_importance = np.abs(map_attr).mean(axis=0)
+    run.top_maps = np.argsort(-run.map_importance)[:TOP_MAPS]
+    run.map_sign = np.sign(map_attr.mean(axis=0))
+    run.ranking = pagenet_pathway_ranking(net, S[trva], G[trva], C[trva], run.mask, list(run.mapping.pathways), run.genes,
+                                          {gs.name: gs.description for gs in run.lib.sets})
+    run.gene_table = pagenet_gene_ranking(net, S[trva], G[trva], C[trva], run.mask, run.genes)
+
+
+def _stage_metrics(run: _PageNetRun) -> None:
+    """Assemble ``metrics`` (split sizes, CNN info, ensemble members, test C-indices of PAGE-Net and the
+    comparators, held-out CI, td-AUC and calibration, map importance, rankings) and the run's
+    ``layer_tag``: viewer layers are named for this run (feature version + a random part), so a
+    retrain, even one with the same CNN, never overwrites the layers another registered version shows.
+    """
+    run.layer_tag = f"{run.version[:6]}{uuid.uuid4().hex[:8]}"
+    run.metrics = {
+        "cohort": run.cohort_name, "seed": run.seed, "version": run.version, "device": run.device,
+        "n": {k: int((run.split == k).sum()) for k in ("train", "validation", "test")},
+        "cnn": {k: v for k, v in run.cnn_info.items() if k != "history"}, "pretrain_patients": len(run.pre_tr),
+        "pretrain_patches": run.n_pretrain_patches, "k1": K1, "k2": K2, "members": run.best_rows.to_dict("records"),
+        "val_c_index": float(run.best_rows["val_c_index"].mean()),
+        "test_c_index": {"pagenet": run.c_test, "coxpasnet": run.c_cpn, "image_cox_en": run.c_en, "clinical": run.c_clin},
+        "held_out": run.held.to_dict(),
+        "map_importance": run.map_importance.tolist(), "top_maps": run.top_maps.tolist(),
+        "pathways": len(run.mapping.pathways),
+        "pagenet_pathway_ranking": run.ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": run.cpn_top,
+        "layer_tag": run.layer_tag}
+    run.metrics.update(run.evaluation)
+
+
+def _stage_layers(run: _PageNetRun) -> None:
+    """Write each slide's two survival-discriminative viewer layers (:func:`write_survival_layers`),
+    named with ``layer_tag``."""
+    run.report(0.9, "writing survival-discriminative layers")
+    for pid in run.pids:
+        write_survival_layers(run.workspace, run.sids[pid], run.stored[pid], grid_key=run.grids[pid].key,
+                              contributions=run.contributions[pid], top_maps=run.top_maps,
+                              map_sign=run.map_sign[run.top_maps], version=run.version,
+                              pi=float(run.pi[run.pids.index(pid)]), layer_tag=run.layer_tag)
+
+
+def _stage_write(run: _PageNetRun, out: Path) -> None:
+    """Write the artifacts to ``out``: ``cnn.pt``, ``pagenet.pt`` (state dicts), ``pathway_ranking.csv``,
+    ``gene_ranking.csv``, ``prognostic_index.csv`` (patient_id, split, time, event, prognostic_index,
+    slide_id), ``metrics.json`` (with ``seconds``, the wall time since the start, added to ``metrics``)
+    and ``MODEL_CARD.md``."""
+    m, held = run.metrics, run.held
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(cnn.state_dict(), out / "cnn.pt")
-    torch.save(net.state_dict(), out / "pagenet.pt")
-    ranking.table.to_csv(out / "pathway_ranking.csv", index=False)
-    gene_table.to_csv(out / "gene_ranking.csv", index=False)
-    table = pd.DataFrame({"patient_id": pids, "split": split, "time": t, "event": e, "prognostic_index": pi,
-                          "slide_id": [sids[p] for p in pids]})
+    torch.save(run.cnn.state_dict(), out / "cnn.pt")
+    torch.save(run.net.state_dict(), out / "pagenet.pt")
+    run.ranking.table.to_csv(out / "pathway_ranking.csv", index=False)
+    run.gene_table.to_csv(out / "gene_ranking.csv", index=False)
+    table = pd.DataFrame({"patient_id": run.pids, "split": run.split, "time": run.t, "event": run.e,
+                          "prognostic_index": run.pi, "slide_id": [run.sids[p] for p in run.pids]})
     table.to_csv(out / "prognostic_index.csv", index=False)
-    metrics["seconds"] = time.perf_counter() - t_start
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    m["seconds"] = time.perf_counter() - run.t_start
+    (out / "metrics.json").write_text(json.dumps(m, indent=1))
     (out / "MODEL_CARD.md").write_text(
-        f"# PAGE-Net ({cohort_name})\n\n- split seed {seed}: train/validation/test {metrics['n']}\n"
-        f"- CNN pre-trained on {len(Xtr)} patches of {len(pre_tr)} uncensored training patients; val MSE {cnn_info['val_mse']:.4f}\n"
-        f"- K1={K1}, K2={K2}; {MEMBERS} bagged integration networks, mean inner validation C {metrics['val_c_index']:.3f}\n"
-        f"- test C-index: PAGE-Net {held.headline()} ({held.method()}); Cox-PASNet {c_cpn:.3f}, "
-        f"image-only Cox-EN {c_en:.3f}, clinical Cox (age) {c_clin:.3f}\n"
+        f"# PAGE-Net ({run.cohort_name})\n\n- split seed {run.seed}: train/validation/test {m['n']}\n"
+        f"- CNN pre-trained on {run.n_pretrain_patches} patches of {len(run.pre_tr)} uncensored training patients; "
+        f"val MSE {run.cnn_info['val_mse']:.4f}\n"
+        f"- K1={K1}, K2={K2}; {MEMBERS} bagged integration networks, mean inner validation C {m['val_c_index']:.3f}\n"
+        f"- test C-index: PAGE-Net {held.headline()} ({held.method()}); Cox-PASNet {run.c_cpn:.3f}, "
+        f"image-only Cox-EN {run.c_en:.3f}, clinical Cox (age) {run.c_clin:.3f}\n"
         + (f"- WARNING: {held.warning}\n" if held.warning else "")
-        + f"- feature version {version}; device {device}\n")
-    report(1.0, "done")
-    return metrics
+        + f"- feature version {run.version}; device {run.device}\n")
+
+
+def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str = "demo", seed: int = 0,
+                        epochs_cnn: int = 6, device: str | None = None, progress: Progress | None = None,
+                        write_layers: bool = True) -> dict:
+    """Run the whole PAGE-Net pipeline (module docstring) as its stages, in order; returns the metrics dict.
+
+    Every random draw is seeded from ``seed`` (split, pre-training patch sample, CNN, ensemble,
+    comparators), so a rerun is identical except for ``metrics["seconds"]`` and the random part of
+    ``metrics["layer_tag"]``.
+
+    Raises:
+        PathVizError: the cohort lacks slides or expression or a covariate, or a slide is not registered.
+    """
+    from pathviz.settings import torch_device
+
+    device = device or torch_device("auto")
+    run = _PageNetRun(workspace=workspace, cohort_name=cohort_name, seed=seed, epochs_cnn=epochs_cnn, device=device,
+                      report=progress or (lambda f, m: None), t_start=time.perf_counter())
+    _stage_inputs(run)  # cohort, checks, patients -> slides, split
+    _stage_patches(run)  # 0.02: stain-normalised patches, pre-training sample
+    _stage_pretrain_cnn(run)  # 0.05: patch CNN on uncensored training patients, feature version
+    _stage_features(run)  # 0.45: feature store, two-stage pooling -> S
+    _stage_genome(run)  # pathway mask, G, C
+    _stage_integrate(run)  # 0.6: bagged integration network -> prognostic index
+    _stage_comparators(run)  # 0.8: Cox-PASNet, image-only Cox-EN, clinical Cox
+    _stage_held_out(run)  # C-index CI, td-AUC, calibration on the test patients
+    _stage_attributions(run)  # 0.85: patch contributions, map importance, rankings
+    _stage_metrics(run)  # metrics dict, layer tag
+    if write_layers:
+        _stage_layers(run)  # 0.9: viewer layers
+    _stage_write(run, Path(out))  # artifacts
+    run.report(1.0, "done")
+    return run.metrics
 
 
 def write_survival_layers(workspace: Workspace, slide_id: str, arrays: dict, grid_key: str, contributions: np.ndarray,

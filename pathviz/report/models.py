@@ -71,7 +71,8 @@ def compare_versions(manifests: list[Manifest]) -> pd.DataFrame:
         cal = m.metrics.get("calibration") or {}
         col = {
             "held-out C [95% CI]": c_label(h),
-            "spread over splits (sd)": f"{h['sd']:.3f} over {h.get('splits')} splits" if h.get("sd") is not None else "-",
+            "spread over splits (sd)": (f"{h['sd']:.3f} over {len(h.get('splits') or [])} split(s)"
+                                        if h.get("sd") is not None else "-"),
             "patients / events (held out)": f"{h.get('n', '-')} / {h.get('events', '-')}",
             "clinical baseline C": c_label(_baseline(m)),
             "verdict": verdict(m),
