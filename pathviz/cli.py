@@ -447,8 +447,9 @@ def cmd_jobs_kinds(args) -> int:
 
     kinds = job_kinds()
     _print(args, {k: {"title": v.title, "params": v.params, "needs_cohort": v.cohorts is not None} for k, v in kinds.items()},
-           "\n".join(f"{k:<10} {v.title}; params: "
-                     + ", ".join([*(["cohort"] if v.cohorts else []), *(f"{p}={s.get('default')}" for p, s in v.params.items())])
+           "\n".join(f"{k:<14} {v.title}; params: "
+                     + (", ".join([*(["cohort"] if v.cohorts else []), *(f"{p}={s.get('default')}" for p, s in v.params.items())])
+                        or "none")
                      for k, v in kinds.items()))
     return 0
 
