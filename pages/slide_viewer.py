@@ -9,6 +9,7 @@ the page is drawn, so the gallery badges, the counter and the export table show 
 
 from __future__ import annotations
 
+import html
 import json
 import time
 
@@ -17,7 +18,8 @@ import streamlit as st
 from pages.ui.context import VIEWER_TILE_URL, tile_service, workspace
 from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
-from pathviz.report.export import flagged_table, review_progress, to_geojson
+from pathviz.report.export import (MAX_COMMENT_CHARS, MAX_REVIEWER_CHARS, flagged_csv, flagged_table, review_line,
+                                   review_progress, to_geojson)
 from pathviz.layers.colormap import COLORMAPS, legend_colors
 from pathviz.viewer.maps import patch_map_images
 from pathviz.viewer.tiles import TILE_SIZE
@@ -48,7 +50,7 @@ if not slides:
 # -- controls ---------------------------------------------------------------------------------
 by_id = {r.slide_id: r for r in slides}
 with st.sidebar:
-    reviewer = st.text_input("Reviewer", key="reviewer", placeholder="your name")
+    reviewer = st.text_input("Reviewer", key="reviewer", placeholder="your name", max_chars=MAX_REVIEWER_CHARS)
     slide_id = st.selectbox("Slide", list(by_id), format_func=lambda i: by_id[i].name, key="slide_id")
 
 rec = by_id[slide_id]
@@ -111,9 +113,9 @@ if layer is not None:
     colours = ", ".join(legend_colors(cmap))
     st.markdown(
         f"<div data-testid='pv-legend' style='display:flex;align-items:center;gap:8px'>"
-        f"<b>{layer.title}</b><span>{vmin:.3g}</span>"
+        f"<b>{html.escape(layer.title)}</b><span>{vmin:.3g}</span>"
         f"<div style='width:220px;height:12px;background:linear-gradient(to right,{colours});border:1px solid #999'></div>"
-        f"<span>{vmax:.3g} {layer.units}</span></div>",
+        f"<span>{vmax:.3g} {html.escape(layer.units)}</span></div>",
         unsafe_allow_html=True,
     )
     st.caption(layer.description)
@@ -254,7 +256,8 @@ if state.get("_review_shown") != shown:
     state["_review_shown"] = shown
 
 st.markdown(
-    f"<div data-testid='pv-review-patch'>Patch <b>#{int(selected)}</b> of <b>{rec.name}</b> · {layer.title} · "
+    f"<div data-testid='pv-review-patch'>Patch <b>#{int(selected)}</b> of <b>{html.escape(rec.name)}</b> · "
+    f"{html.escape(layer.title)} · "
     f"score <b data-testid='pv-review-score'>{row.score:.3g}</b> · level-0 x {row.x}, y {row.y}, "
     f"{row.width}x{row.height} px · {BADGES.get(row.verdict, 'unreviewed')}</div>",
     unsafe_allow_html=True,
@@ -294,7 +297,7 @@ with left:
             st.caption(str(exc))
 with right:
     st.radio("Verdict", ["agree", "disagree"], index=None, horizontal=True, key="verdict", on_change=_edited)
-    st.text_area("Comment", key="comment", on_change=_edited)
+    st.text_area("Comment", key="comment", on_change=_edited, max_chars=MAX_COMMENT_CHARS)
     save_args = (slide_id, layer.name, int(top_k))
     with st.container(horizontal=True):
         st.button("Save review", key="save_review", type="primary", on_click=_save, args=save_args)
@@ -309,16 +312,16 @@ with right:
         (st.success if flash[0] == "success" else st.error)(flash[1])
     history = [r for r in ws.db.reviews(slide_id, layer.name) if (r.x, r.y, r.width, r.height) == rect]
     for r in reversed(history):
-        st.markdown(f"- **{r.verdict}** by {r.reviewer} ({r.created_at:%Y-%m-%d %H:%M} UTC){': ' + r.comment if r.comment else ''}")
+        st.text(review_line(r))  # plain text: a comment's Markdown or HTML is shown, never rendered or fetched
 
 # -- export -----------------------------------------------------------------------------------
 st.subheader("Export")
 st.dataframe(table, hide_index=True, width="stretch")
 c1, c2 = st.columns(2)
 c1.download_button(
-    "QuPath GeoJSON", json.dumps(to_geojson(table, layer.name, rec.name), indent=1),
+    "QuPath GeoJSON", json.dumps(to_geojson(table, layer.name, slide_id), indent=1),
     file_name=f"{slide_id}_{layer.name}_flagged.geojson", mime="application/geo+json", key="dl_geojson",
 )
 c2.download_button(
-    "CSV", table.to_csv(index=False), file_name=f"{slide_id}_{layer.name}_flagged.csv", mime="text/csv", key="dl_csv",
+    "CSV", flagged_csv(table), file_name=f"{slide_id}_{layer.name}_flagged.csv", mime="text/csv", key="dl_csv",
 )

@@ -10,11 +10,12 @@ from pages.ui.startup import PARTS, job_progress, submit_demo_job
 from pathviz.jobs.demo import DEMO_FILES, demo_status
 from pathviz.jobs.queue import JobQueue
 from pathviz.errors import PathVizError
+from pathviz.settings import safe_database_url
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES
 
 ws = workspace()
 st.title("Workspace")
-st.caption(f"PATHVIZ_HOME = `{ws.home}` · database `{ws.settings.database_url}`")
+st.caption(f"PATHVIZ_HOME = `{ws.home}` · database `{safe_database_url(ws.settings.database_url)}`")
 
 st.subheader("Slides")
 rows = [
@@ -50,17 +51,23 @@ elif st.button("Build the demo workspace" if not any(status.values()) else "Resu
 
 st.subheader("Add a slide")
 kinds = ", ".join(s.lstrip(".") for s in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES)
+st.caption("From the web page, slides come from the workspace, from the folders of PATHVIZ_SLIDE_ROOTS ("
+           + (", ".join(f"`{r}`" for r in ws.allowed_roots())) + "), or as an upload. (The CLI's `pathviz slide add "
+           "--copy` takes any file the shell user can read.)")
 with st.form("add_slide"):
-    path = st.text_input("Path on the server", key="add_path", help=f"Formats: {kinds}")
+    path = st.text_input("Path inside the workspace or a slide root", key="add_path", help=f"Formats: {kinds}")
+    upload = st.file_uploader("…or upload a slide file", key="add_upload",
+                              type=[s.lstrip(".") for s in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES if s != ".mrxs"])
     mpp = st.number_input("Declared mpp (µm/px; 0 = use the file's)", 0.0, 100.0, 0.0, 0.01, key="add_mpp",
                           help="Required for PNG/JPEG, which carry no mpp.")
-    copy = st.checkbox("Copy into the workspace", key="add_copy",
-                       help="Files outside the workspace and PATHVIZ_SLIDE_ROOTS must be copied.")
     analyse = st.checkbox("Analyse now (tissue mask, tiles, stain layers)", value=True, key="add_analyse")
     submitted = st.form_submit_button("Add slide")
 if submitted:
     try:
-        rec = ws.add_slide(path.strip(), mpp=mpp or None, copy=copy)
+        if upload is not None:
+            rec = ws.add_uploaded_slide(upload.name, upload.getvalue(), mpp=mpp or None)
+        else:
+            rec = ws.add_slide_from_ui(path, mpp=mpp or None)
         st.success(f"Added {rec.name} as {rec.slide_id}.")
         if analyse:
             bar = st.progress(0.0, "analysing")

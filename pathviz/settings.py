@@ -50,6 +50,16 @@ class Settings:
         )
 
 
+def safe_database_url(url: str) -> str:
+    """The database URL with any password replaced by ``***`` (for display and logs)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (an unparsable URL: show nothing of it)
+        return "(unparsable URL)"
+
+
 def torch_device(preference: str = "auto") -> str:
     """Return ``"cuda"`` when a GPU is present (or requested), else ``"cpu"``.
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pathviz.cohort.endpoints import Endpoint
-from pathviz.cohort.schema import Cohort, CohortError
+from pathviz.cohort.schema import Cohort, CohortError, check_event_codes, value_counts_text
 from pathviz.errors import unknown_fix
 
 DAYS_PER_MONTH = 30.4375
@@ -28,6 +28,77 @@ def shared_data_dir() -> Path:
     """``$PATHVIZ_SHARED_DATA`` or ``../shared/data`` beside the repository."""
     env = os.environ.get("PATHVIZ_SHARED_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+# -- event coding ----------------------------------------------------------------------------------
+#: cBioPortal / TCGA status strings, mapped explicitly (``"1:DECEASED"`` is an event,
+#: ``"0:LIVING"`` is censored...). Numeric 0/1 pass through; anything else is refused.
+TCGA_STATUS_MAP = {
+    0: 0, 1: 1,
+    "1:DECEASED": 1, "0:LIVING": 0,  # overall survival
+    "1:Recurred/Progressed": 1, "0:DiseaseFree": 0,  # disease-free survival
+    "1:PROGRESSION": 1, "0:CENSORED": 0,  # progression-free survival
+    "1:DEAD WITH TUMOR": 1, "0:ALIVE OR DEAD TUMOR FREE": 0,  # disease-specific survival
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _lookup(value, mapping: dict):
+    """The code ``mapping`` gives ``value``, or None. Numbers match numerically (``2.0`` matches
+    key ``2``), strings after stripping spaces; a numeric string matches a numeric key."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    for k, code in mapping.items():
+        if isinstance(value, str):
+            v = value.strip()
+            if isinstance(k, str) and k.strip() == v:
+                return code
+            if _is_number(k):
+                try:
+                    if float(v) == k:
+                        return code
+                except ValueError:
+                    pass
+        elif isinstance(value, (bool, np.bool_)) or isinstance(k, (bool, np.bool_)):
+            if isinstance(value, (bool, np.bool_)) and isinstance(k, (bool, np.bool_)) and bool(value) == bool(k):
+                return code
+        elif _is_number(value) and _is_number(k) and value == k:
+            return code
+    return None
+
+
+def apply_event_map(event: pd.Series, event_map: dict, name: str, column: str = "event") -> pd.Series:
+    """Recode an event column with an explicit mapping ``{value: 0 or 1}``.
+
+    Every value of the column (missing ones included) must be a key of ``event_map``: e.g.
+    ``{"dead": 1, "alive": 0}`` or ``{2: 1, 1: 0}`` (R survival's 1 = censored / 2 = dead).
+
+    Returns:
+        The column as int 0/1.
+
+    Raises:
+        CohortError: a mapping value other than 0/1, or column values absent from the mapping
+            (the message names the column, the values with counts and example patient ids; the
+            fix is to add them to ``event_map`` or drop those patients).
+    """
+    wrong = {k: v for k, v in event_map.items() if not (_is_number(v) or isinstance(v, (bool, np.bool_))) or v not in (0, 1)}
+    if wrong:
+        raise CohortError(f"Cohort {name!r}: event_map must map values to 0 (censored) or 1 (event); got {wrong!r}.",
+                          "e.g. event_map={'dead': 1, 'alive': 0} or {2: 1, 1: 0}.")
+    codes = [_lookup(v, event_map) for v in event.tolist()]
+    unmapped = np.array([c is None for c in codes], dtype=bool)
+    if unmapped.any():
+        bad = event[unmapped]
+        ids = ", ".join(map(str, bad.index[:5]))
+        raise CohortError(
+            f"Cohort {name!r}: event column {column!r} has values not in event_map: {value_counts_text(bad)}; "
+            f"{len(bad)} patients, e.g. {ids}. event_map covers {', '.join(map(repr, event_map))}.",
+            "add every value of the column to event_map (as 1 = event or 0 = censored), or drop those patients.",
+        )
+    return pd.Series([int(c) for c in codes], index=event.index, name=event.name)
 
 
 # -- SurvSet ----------------------------------------------------------------------------------
@@ -117,15 +188,23 @@ TCGA_COHORTS = ("stad", "blca", "brca")
 TCGA_Z_CLIP = 10.0
 
 
-def load_tcga(code: str, root: str | Path | None = None) -> Cohort:
+def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None = None) -> Cohort:
     """A TCGA cohort in the shared layout ``<root>/<code>/clinical.csv`` + ``rna.csv.gz``.
 
     Clinical: ``time_months`` -> ``time``, ``event``, ``age``, ``stage``, ``sex``, ``grade``,
     ``subtype``; ``site`` (tissue source site) is the centre column. Expression: mRNA z-scores
     clipped to +-10.
 
+    Args:
+        code: ``stad``, ``blca``, ``brca`` (or ``tcga_stad``...).
+        root: folder holding ``<code>/`` (default ``../shared/data/tcga``).
+        event_map: explicit coding of the ``event`` column (default :data:`TCGA_STATUS_MAP`:
+            0/1 and cBioPortal strings such as ``"1:DECEASED"``/``"0:LIVING"``).
+
     Raises:
-        CohortError: the folder or files are missing (message names the path).
+        CohortError: the folder or files are missing (message names the path); event values
+            outside the mapping (message names them with counts; fix: pass ``event_map``);
+            any schema violation (non-finite or negative times...).
     """
     code = code.lower().removeprefix("tcga_")
     folder = Path(root) if root else shared_data_dir() / "tcga"
@@ -137,7 +216,10 @@ def load_tcga(code: str, root: str | Path | None = None) -> Cohort:
     keep = [c for c in ("age", "stage", "sex", "grade", "subtype", "site") if c in raw.columns]
     clinical = raw[["patient_id"] + keep].copy()
     clinical["time"] = raw["time_months"]
-    clinical["event"] = raw["event"]
+    ev = raw["event"].copy()
+    ev.index = raw["patient_id"].astype(str)
+    clinical["event"] = apply_event_map(ev, TCGA_STATUS_MAP if event_map is None else event_map,
+                                        f"tcga_{code}", "event").to_numpy()
     clinical = clinical.rename(columns={"site": "centre"})
     clinical["centre"] = clinical["centre"].astype(str)
     for c in ("stage", "sex", "grade", "subtype"):
@@ -163,7 +245,8 @@ def load_csv(
     mapping: dict[str, str],
     name: str | None = None,
     time_unit: str = "months",
-    event_values: tuple = (1,),
+    event_map: dict | None = None,
+    event_values: tuple | None = None,
     markers: list[str] | None = None,
     treatment: str | None = None,
     centre: str | None = None,
@@ -178,16 +261,24 @@ def load_csv(
             columns to schema names; other columns are kept as they are.
         name: cohort name (default: file stem).
         time_unit: unit of the time column (``months``, ``days``, ``weeks``, ``years``).
-        event_values: values of the event column meaning "event observed" (e.g. ``("dead", 1)``);
-            every other non-missing value means censored.
+        event_map: explicit coding of the event column, ``{file value: 1 (event) or 0
+            (censored)}``, e.g. ``{"dead": 1, "alive": 0}`` or ``{2: 1, 1: 0}`` (R survival's
+            1 = censored / 2 = dead). Every value of the column must be in the mapping. Without
+            it (and without ``event_values``) the column must already be exactly 0/1.
+        event_values: shorthand for a two-valued column: the values meaning "event observed"
+            (e.g. ``("dead",)``); allowed only when the column has exactly one other value
+            (then censored). Prefer ``event_map``.
         markers, treatment, centre: schema names of marker / treatment / centre columns.
         endpoints: further endpoints in the file (e.g. ``Endpoint("os", "overall survival",
             "os_months", "os_status")``, after renaming); derived_outcomes: other columns computed
             from outcomes. Both are kept out of every model's features.
 
     Raises:
-        CohortError: unreadable file, unmapped required columns, unknown time unit, or any
-            schema violation (see :func:`~pathviz.cohort.schema.validate_clinical`).
+        CohortError: unreadable file, unmapped required columns, unknown time unit; an event
+            column not coded 0/1 without a mapping, or with values the mapping lacks (the message
+            names the file column, the values with counts and patient ids; fix: ``event_map``);
+            missing, non-finite or negative times (naming patient ids); or any other schema
+            violation (see :func:`~pathviz.cohort.schema.validate_clinical`).
     """
     path = Path(path)
     try:
@@ -208,17 +299,43 @@ def load_csv(
         raise CohortError(f"Unknown time unit {time_unit!r}.", f"use one of {', '.join(TIME_UNITS)}.")
     # non-numeric times become NaN here and are then reported by name by the validation
     df["time"] = pd.to_numeric(df["time"], errors="coerce") * TIME_UNITS[time_unit]
-    ev = df["event"]
-    numeric_codes = [float(v) for v in event_values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    is_event = ev.astype(str).str.strip().isin({str(v) for v in event_values}) | pd.to_numeric(ev, errors="coerce").isin(
-        numeric_codes
-    )
-    df["event"] = np.where(ev.isna(), np.nan, is_event.astype(float))
+    cname = name or path.stem
+    ev = df["event"].copy()
+    ev.index = df["patient_id"].map(lambda v: "<no id>" if pd.isna(v) else str(v))
+    src = mapping["event"]
+    if event_map is not None and event_values is not None:
+        raise CohortError("Give event_map or event_values, not both.", "use event_map, e.g. {'dead': 1, 'alive': 0}.")
+    if event_values is not None:
+        event_map = _event_values_map(ev, tuple(event_values), cname, src)
+    if event_map is not None:
+        df["event"] = apply_event_map(ev, event_map, cname, src).to_numpy()
+    else:
+        check_event_codes(ev, cname, src)  # refuse any coding but 0/1, naming the file's column
     return Cohort(
-        name=name or path.stem, clinical=df, markers=list(markers or []), treatment=treatment, centre=centre,
+        name=cname, clinical=df, markers=list(markers or []), treatment=treatment, centre=centre,
         description=f"user CSV {path.name}", time_unit_note=f"{time_unit} -> months",
         endpoints=list(endpoints or []), derived_outcomes=list(derived_outcomes or []),
     )
+
+
+def _event_values_map(ev: pd.Series, event_values: tuple, name: str, column: str) -> dict:
+    """``event_values`` as an explicit map: those values -> 1, the single other value -> 0.
+
+    Raises:
+        CohortError: the column has more than one value besides ``event_values`` (naming them).
+    """
+    emap = {v: 1 for v in event_values}
+    others = ev[[_lookup(v, emap) is None and not pd.isna(v) for v in ev.tolist()]]
+    distinct = list(dict.fromkeys(v.strip() if isinstance(v, str) else v for v in others.tolist()))
+    if len(distinct) > 1:
+        raise CohortError(
+            f"Cohort {name!r}: event column {column!r} has several values besides the event values "
+            f"{', '.join(map(repr, event_values))}: {value_counts_text(others)}; which ones mean censored is not guessed.",
+            "pass an explicit event_map giving every value, e.g. event_map={'dead': 1, 'alive': 0}.",
+        )
+    if distinct:
+        emap[distinct[0]] = 0
+    return emap
 
 
 # -- registry ------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class Cohort:
         semi_synthetic: True when outcomes are simulated (the UI labels it).
         endpoints: every survival endpoint of the table (:class:`~pathviz.cohort.endpoints.Endpoint`);
             the first is the primary one, held in ``time``/``event``. Default: the primary only.
+            Every endpoint's event must be exactly 0/1 and its time finite and >= 0 (further
+            endpoints may be missing for some patients); nothing is recoded (CohortError otherwise).
         derived_outcomes: other columns computed from outcomes (e.g. "alive at 5 years"); like
             the endpoints' columns, they can never be model features.
         id_columns: identifiers and file references (e.g. ``slide``), never covariates.
@@ -82,6 +84,10 @@ class Cohort:
             if col not in self.clinical.columns:
                 raise CohortError(f"Cohort {self.name!r}: declared endpoint/outcome/id column {col!r} is not in the table.",
                                   "fix the cohort's declaration or the column mapping.")
+        for e in self.endpoints[1:]:  # further endpoints: same coding rules; a patient may lack one
+            t, ev = self.clinical[e.time], self.clinical[e.event]
+            check_times(t[t.notna()], self.name, e.time)  # checked, left as given
+            check_event_codes(ev[ev.notna()], self.name, e.event)
         clash = set(self.markers) & self.outcome_columns
         if clash or {self.treatment, self.centre} & self.outcome_columns:
             raise CohortError(f"Cohort {self.name!r}: outcome columns declared as marker, treatment or centre: "
@@ -157,9 +163,12 @@ def validate_clinical(df: pd.DataFrame, name: str, markers: list[str] | None = N
         A copy indexed by ``patient_id`` (str) with ``time`` float and ``event`` int.
 
     Raises:
-        CohortError: missing columns, missing/negative/non-numeric times, events not 0/1,
-            duplicate or missing patient ids, non-numeric marker values. Messages name the
-            cohort, the column and example patient ids.
+        CohortError: missing columns; missing, non-numeric, infinite or negative times (see
+            :func:`check_times`); events other than exactly 0/1 (see :func:`check_event_codes`:
+            nothing is recoded here, a 1/2 or "dead"/"alive" coding is refused and the fix is an
+            explicit mapping such as ``load_csv(..., event_map={2: 1, 1: 0})``); duplicate or
+            missing patient ids; non-numeric marker values. Messages name the cohort, the column
+            and up to 5 example patient ids.
     """
     df = df.copy()
     if "patient_id" in df.columns:
@@ -177,30 +186,8 @@ def validate_clinical(df: pd.DataFrame, name: str, markers: list[str] | None = N
     for col in ("time", "event"):
         if col not in df.columns:
             raise CohortError(f"Cohort {name!r} has no {col!r} column.", "map your survival columns to time (months) and event (0/1).")
-    time = pd.to_numeric(df["time"], errors="coerce")
-    bad = df.index[time.isna()]
-    if len(bad):
-        raise CohortError(
-            f"Cohort {name!r}: {len(bad)} patients have a missing or non-numeric time, e.g. {', '.join(bad[:3])}.",
-            "drop those patients or fill their follow-up time (months).",
-        )
-    neg = df.index[time < 0]
-    if len(neg):
-        raise CohortError(
-            f"Cohort {name!r}: {len(neg)} patients have a negative time, e.g. {', '.join(neg[:3])}.",
-            "times are months from diagnosis to event or last follow-up; fix the dates.",
-        )
-    event = pd.to_numeric(df["event"], errors="coerce")
-    badev = df.index[~event.isin([0, 1])]
-    if len(badev):
-        vals = sorted(set(map(str, df.loc[badev, "event"].tolist())))[:5]
-        raise CohortError(
-            f"Cohort {name!r}: event must be 0 (censored) or 1 (event); found {', '.join(vals)} "
-            f"for {len(badev)} patients, e.g. {', '.join(badev[:3])}.",
-            "recode the event column (e.g. 'dead'->1, 'alive'->0; a censoring flag must be inverted).",
-        )
-    df["time"] = time.astype(float)
-    df["event"] = event.astype(int)
+    df["time"] = check_times(df["time"], name)
+    df["event"] = check_event_codes(df["event"], name)
     for m in markers or []:
         if m not in df.columns:
             raise CohortError(f"Cohort {name!r}: marker column {m!r} is missing.", "fix the column mapping.")
@@ -216,6 +203,107 @@ def validate_clinical(df: pd.DataFrame, name: str, markers: list[str] | None = N
             raise CohortError(f"Cohort {name!r}: marker {m!r} has negative values.", "serum levels are >= 0.")
         df[m] = vals.astype(float)
     return df
+
+
+#: How many example values / patient ids an error message names.
+MAX_NAMED = 5
+
+
+def _ids(index) -> str:
+    ids = [str(i) for i in index[:MAX_NAMED]]
+    return ", ".join(ids) + (f" (and {len(index) - MAX_NAMED} more)" if len(index) > MAX_NAMED else "")
+
+
+def _show(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return "missing"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def value_counts_text(values: pd.Series) -> str:
+    """``'dead' (3 patients), 2 (1 patient)``: the distinct values of ``values`` with counts,
+    most frequent first, up to 5 (then ``and N more values``)."""
+    counts: dict[str, int] = {}
+    for v in values.tolist():
+        key = _show(v)
+        counts[key] = counts.get(key, 0) + 1
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{k} ({c} patient{'s' if c != 1 else ''})" for k, c in items[:MAX_NAMED])
+    return text + (f", and {len(items) - MAX_NAMED} more values" if len(items) > MAX_NAMED else "")
+
+
+def _is_0_1(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return bool(value == 0 or value == 1)  # NaN compares false
+    return False
+
+
+def check_event_codes(event: pd.Series, name: str, column: str = "event") -> pd.Series:
+    """The event column as int 0/1, refusing every other coding (nothing is recoded here).
+
+    Accepted: ints, bools or floats equal to exactly 0 (censored) or 1 (event observed).
+    Refused: any other number (a 1/2 coding such as R survival's 1 = censored / 2 = dead would
+    otherwise be inverted or half lost), strings (``"dead"``, ``"yes"``, ``"1"``, cBioPortal's
+    ``"1:DECEASED"``), missing values.
+
+    Args:
+        event: the column's values, indexed by patient id.
+        name: cohort name (for the message).
+        column: the column's name in the message (e.g. the user file's ``status``).
+
+    Raises:
+        CohortError: naming the column, the values found (up to 5, with counts), example patient
+            ids, and the fix: an explicit mapping, e.g. ``load_csv(..., event_map={2: 1, 1: 0})``
+            or ``event_map={"dead": 1, "alive": 0}``.
+    """
+    valid = np.array([_is_0_1(v) for v in event.tolist()], dtype=bool)
+    if not valid.all():
+        bad = event[~valid]
+        raise CohortError(
+            f"Cohort {name!r}: event must be 0 (censored) or 1 (event) in column {column!r}; found "
+            f"{', '.join(list(dict.fromkeys(_show(v) for v in bad.tolist()))[:MAX_NAMED])} "
+            f"for {len(bad)} patients, e.g. {_ids(bad.index)}. Values found: {value_counts_text(bad)}.",
+            "nothing is recoded silently: give an explicit event mapping, e.g. load_csv(..., "
+            "event_map={2: 1, 1: 0}) for a 1 = censored / 2 = event coding, or event_map={'dead': 1, "
+            "'alive': 0}; every value in the column must be in the mapping.",
+        )
+    return event.astype(float).astype(int)
+
+
+def check_times(time: pd.Series, name: str, column: str = "time") -> pd.Series:
+    """The time column as float months, refusing missing, non-numeric, infinite and negative values.
+
+    Raises:
+        CohortError: naming the column, the number of patients and up to 5 patient ids; the fix
+            says to drop the patients or fill/correct their follow-up time.
+    """
+    num = pd.to_numeric(time, errors="coerce")
+    if num.dtype == bool:
+        num = num.astype(float)
+    num = num.astype(float)
+    bad = time.index[num.isna()]
+    if len(bad):
+        raise CohortError(
+            f"Cohort {name!r}: {len(bad)} patients have a missing or non-numeric time, e.g. {_ids(bad)} "
+            f"(column {column!r}).",
+            "drop those patients or fill their follow-up time (months).",
+        )
+    inf = time.index[np.isinf(num.to_numpy())]
+    if len(inf):
+        raise CohortError(
+            f"Cohort {name!r}: {len(inf)} patients have an infinite (non-finite) time, e.g. {_ids(inf)} "
+            f"(column {column!r}).",
+            "times must be finite months to event or last follow-up; give the real follow-up time or drop those patients.",
+        )
+    neg = time.index[num.to_numpy() < 0]
+    if len(neg):
+        raise CohortError(
+            f"Cohort {name!r}: {len(neg)} patients have a negative time, e.g. {_ids(neg)} (column {column!r}).",
+            "times are months from diagnosis to event or last follow-up; fix the dates.",
+        )
+    return num
 
 
 def validate_omics(omics: pd.DataFrame, clinical: pd.DataFrame, name: str) -> pd.DataFrame:

@@ -106,18 +106,50 @@ def to_geojson(table: pd.DataFrame, layer_name: str, slide_name: str = "") -> di
     return {"type": "FeatureCollection", "features": features}
 
 
+#: Longest comment / reviewer name the review form accepts (characters).
+MAX_COMMENT_CHARS, MAX_REVIEWER_CHARS = 2000, 128
+
+#: Characters that make a spreadsheet treat a cell as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas: a cell starting with
+    ``= + - @``, tab or carriage return gets a leading apostrophe (OWASP CSV injection advice);
+    numbers are left as they are."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+    return out
+
+
+def flagged_csv(table: pd.DataFrame) -> str:
+    """The flagged-patch table as CSV text, formula-safe (:func:`csv_safe`)."""
+    return csv_safe(table).to_csv(index=False)
+
+
+def review_line(review) -> str:
+    """One saved review as plain text (never Markdown or HTML: a comment such as
+    ``![x](http://host/img.png)`` is shown, not fetched): ``agree by ana (2026-11-22 10:01 UTC): text``."""
+    when = f"{review.created_at:%Y-%m-%d %H:%M} UTC"
+    return f"{review.verdict} by {review.reviewer} ({when})" + (f": {review.comment}" if review.comment else "")
+
+
 def export_geojson(workspace: Workspace, slide_id: str, layer_name: str, out: str | Path, top_k: int = 20) -> int:
-    """Write flagged patches of a layer as QuPath GeoJSON; returns the number of features."""
-    rec = workspace.db.get_slide(slide_id)
-    gj = to_geojson(flagged_table(workspace, slide_id, layer_name, top_k), layer_name, rec.name)
+    """Write flagged patches of a layer as QuPath GeoJSON; returns the number of features. The
+    slide is named by its id, never by its original file name (often a patient identifier)."""
+    workspace.db.get_slide(slide_id)
+    gj = to_geojson(flagged_table(workspace, slide_id, layer_name, top_k), layer_name, slide_id)
     _write_atomic(Path(out), json.dumps(gj, indent=1))
     return len(gj["features"])
 
 
 def export_csv(workspace: Workspace, slide_id: str, layer_name: str, out: str | Path, top_k: int = 20) -> int:
-    """Write flagged patches of a layer with reviews as CSV; returns the number of rows."""
+    """Write flagged patches of a layer with reviews as CSV (formula-safe, :func:`csv_safe`);
+    returns the number of rows."""
     table = flagged_table(workspace, slide_id, layer_name, top_k)
-    _write_atomic(Path(out), table.to_csv(index=False))
+    _write_atomic(Path(out), flagged_csv(table))
     return len(table)
 
 

@@ -99,6 +99,63 @@ class Workspace:
         return resolved
 
     # -- slides ---------------------------------------------------------------------------
+    def add_slide_from_ui(self, path: str | Path, mpp: float | None = None) -> SlideRecord:
+        """Register, in place, a slide a web user names by path: only files inside the workspace or
+        ``PATHVIZ_SLIDE_ROOTS`` (:meth:`allowed_roots`) are accepted, and every path that is not
+        allowed or does not exist gets the same error, so the page tells nothing about the rest of
+        the server's files. (The CLI, run by someone with shell access, may still ``--copy``.)
+
+        Raises:
+            WorkspaceError: not allowed or not found (one message for both), already registered.
+            SlideError / MissingMppError / SlideTooLargeError: an allowed file that is not a usable slide.
+        """
+        refused = WorkspaceError(f"{str(path).strip() or '(empty path)'} is not allowed or not found.",
+                                 "choose a file inside the workspace or a folder of PATHVIZ_SLIDE_ROOTS (listed on "
+                                 "this page), or upload the file.")
+        try:
+            src = Path(str(path).strip()).expanduser().resolve()
+            allowed = any(src.is_relative_to(root) for root in self.allowed_roots())
+            if not allowed or not src.is_file():
+                raise refused
+        except (OSError, RuntimeError, ValueError):
+            raise refused from None
+        return self.add_slide(src, mpp=mpp)
+
+    def add_uploaded_slide(self, filename: str, data: bytes, mpp: float | None = None,
+                           max_bytes: int = 2 * 1024**3) -> SlideRecord:
+        """Register a slide uploaded through the browser: written straight into ``slides/`` (under a
+        safe, unique name, through a temporary file), then validated and registered in place; a
+        file that is not a usable slide is removed again.
+
+        Args:
+            filename: the uploaded file's name (only its suffix and a sanitised stem are used).
+            data: the file's bytes; max_bytes: size limit (default 2 GiB).
+
+        Raises:
+            WorkspaceError: too large, or not a slide format by its suffix.
+            SlideError / MissingMppError / SlideTooLargeError: not a usable slide (nothing is kept).
+        """
+        if len(data) > max_bytes:
+            raise WorkspaceError(f"{filename} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB.",
+                                 "put large slides under PATHVIZ_SLIDE_ROOTS and add them by path.")
+        suffix = Path(filename).suffix.lower()
+        if suffix not in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES or suffix == ".mrxs":
+            raise WorkspaceError(f"{filename}: {suffix or 'no suffix'} is not a slide format that can be uploaded as one file.",
+                                 f"upload one of {', '.join(s for s in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES if s != '.mrxs')}.")
+        target = _unique_path(self.slides_dir / _safe_filename(Path(filename).name))
+        tmp = target.with_name(target.name + ".partial")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise WorkspaceError(f"Saving the upload {filename} failed ({exc.strerror or exc}).", "check free disk space.") from exc
+        try:
+            return self.add_slide(target, mpp=mpp, name=Path(filename).name)
+        except Exception:
+            target.unlink(missing_ok=True)
+            raise
+
     def add_slide(
         self,
         path: str | Path,

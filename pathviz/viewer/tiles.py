@@ -12,17 +12,21 @@ slide, PNG for overlays) are kept in a byte-bounded LRU, so a tile seen once is 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import openslide
 
-from pathviz.errors import PathVizError
+from pathviz.errors import PathVizError, SlideError
 from pathviz.layers.overlay import OverlayDeepZoom
 from pathviz.layers.score import layer_raster, mask_raster
 from pathviz.slide.reader import Slide
 from pathviz.store.workspace import Workspace
+
+_LOG = logging.getLogger(__name__)
 
 TILE_SIZE = 256
 JPEG_QUALITY = 85
@@ -142,13 +146,31 @@ class TileService:
         key = ("slide", slide_id, level, col, row)
         data = self.cache.get(key)
         if data is None:
-            tile = self._open(slide_id).dz.get_tile(level, (col, row))
+            try:
+                tile = self._open(slide_id).dz.get_tile(level, (col, row))
+            except openslide.OpenSlideError as exc:
+                # OpenSlide's errors are sticky: this handle would fail every later read too. Drop
+                # it (the next request reopens the file) so one corrupt region costs one tile.
+                self._drop_handle(slide_id)
+                _LOG.warning("slide %s: tile %s/%s_%s could not be decoded: %s", slide_id, level, col, row, exc)
+                raise SlideError(f"Tile {level}/{col}_{row} of slide {slide_id!r} could not be decoded: the slide file has "
+                                 "a corrupt region.", "the other tiles are still served; re-scan or re-copy the slide.") from exc
             buf = io.BytesIO()
             tile.save(buf, "JPEG", quality=JPEG_QUALITY)
             data = buf.getvalue()
             self.cache.put(key, data)
         self.tiles_served += 1
         return data
+
+    def _drop_handle(self, slide_id: str) -> None:
+        """Close and forget a slide's open handle (it is reopened on the next request)."""
+        with self._lock:
+            entry = self._slides.pop(slide_id, None)
+        if entry is not None:
+            try:
+                entry.slide.close()
+            except Exception:  # noqa: BLE001 (a broken handle may fail to close; it is dropped either way)
+                pass
 
     # -- overlays --------------------------------------------------------------------------
     def _overlay(self, slide_id: str, layer: str) -> OverlayDeepZoom:
