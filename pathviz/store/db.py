@@ -135,12 +135,23 @@ class Database:
         """
         if self.read_only:
             raise self._read_only_error()
+        return self._retrying(self._write_session, fn, commit=True, what="write")
+
+    def _read(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in a read transaction; retried like :meth:`write` when locked."""
+        return self._retrying(self._session, fn, commit=False, what="read")
+
+    def _retrying(self, open_session: Callable[[], Session], fn: Callable[[Session], T], commit: bool, what: str) -> T:
+        """``fn(session)`` in a fresh session, retried with jittered exponential backoff while SQLite
+        reports "locked"/"busy" (at most :data:`WRITE_ATTEMPTS` tries within :data:`RETRY_WINDOW_S`);
+        other database errors become WorkspaceError; IntegrityError passes through."""
         delay, t0 = WRITE_BACKOFF_S, time.monotonic()
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self._write_session() as s:
+                with open_session() as s:
                     out = fn(s)
-                    s.commit()
+                    if commit:
+                        s.commit()
                     return out
             except IntegrityError:
                 raise
@@ -149,22 +160,7 @@ class Database:
                     time.sleep(delay * random.uniform(0.5, 1.5))
                     delay *= 2
                     continue
-                raise self._translate(exc, "write") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _read(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn(session)`` in a read transaction; retried like :meth:`write` when locked."""
-        delay, t0 = WRITE_BACKOFF_S, time.monotonic()
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                with self._session() as s:
-                    return fn(s)
-            except (OperationalError, DatabaseError) as exc:
-                if _is_locked(exc) and attempt < WRITE_ATTEMPTS and time.monotonic() - t0 < RETRY_WINDOW_S:
-                    time.sleep(delay * random.uniform(0.5, 1.5))
-                    delay *= 2
-                    continue
-                raise self._translate(exc, "read") from exc
+                raise self._translate(exc, what) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- errors -------------------------------------------------------------------------------
