@@ -9,7 +9,6 @@ import streamlit as st
 
 from pages.ui.context import workspace
 from pathviz.errors import PathVizError
-from pathviz.jobs.kinds import genesets_choices
 from pathviz.jobs.queue import JobQueue, job_kinds
 from pathviz.jobs.worker import ensure_worker
 from pathviz.report.models import compare_versions, jobs_table, usage_table, versions_table
@@ -52,8 +51,8 @@ else:
                 values[pname] = st.number_input(pname, min_value=float(p["min"]) if "min" in p else None,
                                                 max_value=float(p["max"]) if "max" in p else None, value=default,
                                                 help=help_, key=f"adm_{kind}_{pname}", format="%.3g")
-            elif pname == "genesets":  # shipped libraries and the workspace's added GMT files only
-                values[pname] = st.selectbox(pname, genesets_choices(ws.home), help=help_, key=f"adm_{kind}_{pname}",
+            elif pname in spec.choices:  # values that depend on the workspace (e.g. its gene-set files)
+                values[pname] = st.selectbox(pname, spec.choices[pname](ws.home), help=help_, key=f"adm_{kind}_{pname}",
                                              format_func=lambda g: Path(g).name)
             else:
                 values[pname] = st.text_input(pname, value=str(default), help=help_, key=f"adm_{kind}_{pname}")

@@ -26,7 +26,7 @@ from pathviz.jobs.coxpasnet import add_user_gmt, cohorts_with_omics, rank_model,
 from pathviz.jobs.queue import JobQueue
 from pathviz.jobs.worker import ensure_worker
 from pathviz.report.plots import heatmap_figure, km_figure
-from pathviz.risk import StoredRiskModel
+from pathviz.survival.chance import HeldOutC
 from pathviz.risk.coxpasnet import CoxPASNetModel
 from pathviz.risk.registered import version_label
 from pathviz.store.registry import ModelRegistry, RegistryError
@@ -69,6 +69,14 @@ PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "disp
 
 registry = ModelRegistry(ws.models_dir)
 queue = JobQueue(ws.db, ws.home)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _verified_path(models_dir: str, ref: str) -> Path:
+    """A version's folder, its files checked against the manifest once per process (versions are
+    immutable, so the reference is the cache key; no re-hashing of weights on every rerun)."""
+    return ModelRegistry(models_dir).path(ref)
+
 versions = list(reversed(registry.versions("coxpasnet", cohort_name)))  # newest first
 version = None
 if versions:
@@ -84,7 +92,7 @@ if versions:
                               help="Pages use the production version (else the newest); promote one on the admin page.")
     try:
         version = registry.get(f"coxpasnet/{cohort_name}@{picked}")
-        folder = registry.path(version.ref)  # files checked against the manifest
+        folder = _verified_path(str(ws.models_dir), version.ref)  # files checked against the manifest
     except RegistryError as exc:
         st.error(str(exc))
         st.stop()
@@ -117,13 +125,13 @@ def pagenet_section() -> None:
     """Rankings of the integrated model (PAGE-Net's genome layers), when one is trained for this cohort."""
     try:
         pg_man = registry.get(f"pagenet/{cohort_name}")
-        pg = registry.path(pg_man.ref)
+        pg = _verified_path(str(ws.models_dir), pg_man.ref)
     except RegistryError:
         return
     st.subheader("Integrated model: PAGE-Net (slides + expression + age)")
     st.caption(f"Model {version_label(registry, pg_man)}, trained {pg_man.created}, split seed {pg_man.split_seed}.")
     c = pg_man.metrics["test_c_index"]
-    pg_held = StoredRiskModel.from_pagenet(pg).held_out()
+    pg_held = HeldOutC.from_dict(pg_man.metrics["held_out"])  # recorded by the training job, not recomputed
     st.markdown(f"**Held-out test Harrell's C of PAGE-Net: {pg_held.headline()}** — {pg_held.method()}.")
     st.caption(f"Comparators on the same test patients: Cox-PASNet (genes + age) {c['coxpasnet']:.3f}, image-only Cox-EN "
                f"{c['image_cox_en']:.3f}" + (f", clinical Cox (age, no learning from images or genes) {c['clinical']:.3f}"
@@ -151,11 +159,16 @@ if version is None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
+def _ranked(path: str, ref: str) -> dict:
+    return rank_model(path, top=10_000)  # the stored rankings of one immutable version
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _model(path: str, ref: str) -> CoxPASNetModel:
     return CoxPASNetModel.load(path, device="cpu")  # versions are immutable: the reference is the cache key
 
 
-ranked = rank_model(folder, top=10_000)
+ranked = _ranked(str(folder), version.ref)
 metrics = ranked["metrics"]
 held = ranked["held_out"]
 model = _model(str(folder), version.ref)

@@ -88,8 +88,6 @@ def test_jobs_panel_shows_active_and_finished_jobs(ws, monkeypatch):
     import os
     import time
 
-    import psutil
-
     fixtures = Path(__file__).resolve().parent / "fixtures"
     monkeypatch.setenv("PATHVIZ_JOB_PLUGINS", "job_kinds_for_tests")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fixtures), os.environ.get("PYTHONPATH", "")]))
@@ -98,7 +96,7 @@ def test_jobs_panel_shows_active_and_finished_jobs(ws, monkeypatch):
     done = queue.submit("verify_models")
     holder = Worker(ws)  # hold the worker lock while this test plays the worker
     assert holder.acquire()
-    queue.claim_next("default", os.getpid(), psutil.Process().create_time())
+    queue.claim_next("default", os.getpid())
     queue.finish(done.id, "failed", error="boom. Fix: nothing")
     holder.release()
     waiting = queue.submit("sleeper", {"steps": 1000, "pause": 0.5})  # the page starts a worker for it

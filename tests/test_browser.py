@@ -109,15 +109,7 @@ def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
         painted = 0
         deadline = time.time() + 30
         while time.time() < deadline:
-            painted = frame.evaluate(
-                """() => { const c = document.querySelector('#osd .openseadragon-canvas canvas');
-                   if (!c || !c.width) return 0;
-                   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                   let n = 0; for (let i = 0; i < d.length; i += 4) {
-                     const r = d[i], g = d[i+1], b = d[i+2];
-                     if (d[i+3] > 0 && (Math.max(r, g, b) - Math.min(r, g, b)) > 40) n++; }
-                   return n; }"""
-            )
+            painted = _painted(frame)
             if painted > 5000:
                 break
             time.sleep(0.5)

@@ -102,7 +102,8 @@ def _run_verify_models(ctx: JobContext) -> dict:
 
 _kinds = model_kinds()
 register_job_kind(JobKind("coxpasnet", "Train Cox-PASNet (genes -> pathways -> Cox) on a cohort with expression",
-                          _run_coxpasnet, _kinds["coxpasnet"].params, _coxpasnet_cohorts, "coxpasnet", _check_coxpasnet))
+                          _run_coxpasnet, _kinds["coxpasnet"].params, _coxpasnet_cohorts, "coxpasnet", _check_coxpasnet,
+                          {"genesets": genesets_choices}))
 register_job_kind(JobKind("pagenet", "Train PAGE-Net (slides + expression + age) on a cohort with slides and expression",
                           _run_pagenet, _kinds["pagenet"].params, _pagenet_cohorts, "pagenet"))
 register_job_kind(JobKind("demo", "Build the demo workspace (slides, demo cohort, PAGE-Net)", _run_demo))

@@ -60,6 +60,8 @@ class JobKind:
         model_kind: the registry kind the job trains, if any.
         check: optional ``check(params)`` run at submission after the declared checks, raising a
             :class:`~pathviz.errors.PathVizError` for a value only the kind can judge (a GMT file).
+        choices: ``{param: options(workspace_home) -> list}`` for parameters whose allowed values
+            depend on the workspace (the admin page offers them as a list).
     """
 
     name: str
@@ -69,6 +71,7 @@ class JobKind:
     cohorts: Callable[[], list[str]] | None = None
     model_kind: str | None = None
     check: Callable[[dict], None] | None = None
+    choices: dict[str, Callable[[object], list[str]]] = field(default_factory=dict)
 
     def validate(self, params: dict) -> dict:
         """Fill defaults and coerce/check every value against its declaration.
@@ -291,7 +294,7 @@ class JobQueue:
             s.commit()
             return res.rowcount == 1
 
-    def claim_next(self, device: str, worker_pid: int, worker_started: float) -> Job | None:
+    def claim_next(self, device: str, worker_pid: int) -> Job | None:
         """Atomically move the oldest queued job of ``device`` to ``running`` for this worker."""
         while True:
             with self.db.session() as s:
@@ -300,7 +303,7 @@ class JobQueue:
             if rec is None:
                 return None
             if self._update(rec.id, ("queued",), status="running", started_at=_now(), worker_pid=worker_pid,
-                            worker_started=worker_started, worker_host=socket.gethostname(), message="starting"):
+                            worker_host=socket.gethostname(), message="starting"):
                 return self.get(rec.id)
 
     def set_job_process(self, job_id: int, pid: int, log_path: str) -> None:

@@ -167,16 +167,13 @@ class Worker:
         if self._lock is None and not self.acquire():
             raise PathVizError(f"A worker is already running for device {self.device!r} of {self.ws.home}.",
                                "let it run the jobs (see `pathviz jobs list`), or stop it first.")
-        import psutil
-
-        me = psutil.Process()
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         done, idle_since = 0, time.monotonic()
         self.log(f"worker {os.getpid()} serving device {self.device!r} of {self.ws.home}")
         try:
             while not self._stop:
                 self.queue.reap_interrupted()
-                job = self.queue.claim_next(self.device, os.getpid(), me.create_time())
+                job = self.queue.claim_next(self.device, os.getpid())
                 if job is None:
                     if once or (idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s):
                         break

@@ -76,8 +76,8 @@ class JobRecord(Base):
     ``status`` (``queued``, ``running``, ``succeeded``, ``failed``, ``cancelled``, ``interrupted``),
     ``progress`` (fraction 0..1) and ``message`` (what it is doing), ``device`` (the worker queue it
     runs on), ``timeout_s`` (seconds, None = no limit), ``cancel_requested``, the worker's and the
-    job process's pid (and the worker's host and process start time, to tell a dead worker from a
-    reused pid), ``result`` (JSON text, e.g. the model version it registered), ``error`` (what
+    job process's pid and the worker's host (a live worker holds its device's lock file with its
+    pid in it: :func:`pathviz.jobs.queue.worker_alive`), ``result`` (JSON text, e.g. the model version it registered), ``error`` (what
     went wrong and how to fix it), ``log_path``, and UTC times ``created_at``, ``started_at``,
     ``finished_at``.
     """
@@ -97,7 +97,6 @@ class JobRecord(Base):
     cancel_requested: Mapped[int] = mapped_column(Integer, default=0)
     worker_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    worker_started: Mapped[float | None] = mapped_column(Float, nullable=True)
     job_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
