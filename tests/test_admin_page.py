@@ -10,10 +10,16 @@ from pathlib import Path
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import app_test
+
 from pathviz.jobs.queue import JobQueue
 from pathviz.jobs.worker import Worker
 from pathviz.report.models import compare_versions, versions_table
 from pathviz.store.registry import ModelRegistry
+
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "admin.py")
 
@@ -58,7 +64,7 @@ def test_versions_compare_promote_and_rollback(ws):
     assert cmp.loc["spread over splits (sd)", "v0001"] == "0.000 over 1 split(s)"
 
     st.cache_data.clear()
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = app_test(PAGE, default_timeout=120).run()
     assert not at.exception
     usage = _df(at, "chosen by")
     assert set(usage["version"]) == {"v0002"} and set(usage["chosen by"]) == {"newest (no production alias)"}
@@ -93,15 +99,15 @@ def test_jobs_panel_shows_active_and_finished_jobs(ws, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fixtures), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(fixtures))
     queue = JobQueue(ws.db, ws.home)
-    done = queue.submit("verify_models")
+    done = queue.submit("verify_models", actor=OPERATOR)
     holder = Worker(ws)  # hold the worker lock while this test plays the worker
     assert holder.acquire()
     queue.claim_next("default", os.getpid())
     queue.finish(done.id, "failed", error="boom. Fix: nothing")
     holder.release()
-    waiting = queue.submit("sleeper", {"steps": 1000, "pause": 0.5})  # the page starts a worker for it
+    waiting = queue.submit("sleeper", {"steps": 1000, "pause": 0.5}, actor=OPERATOR)  # the page starts a worker for it
     st.cache_data.clear()
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = app_test(PAGE, default_timeout=120).run()
     assert not at.exception
     assert f"#{waiting.id} sleeper" in _texts(at)
     recent = _df(at, "seconds")

@@ -17,6 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conftest import ALL_ROLES, TEST_PASSWORD, make_user
+from pathviz.settings import Settings
+from pathviz.store.workspace import Workspace
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("PATHVIZ_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("PATHVIZ_REQUIRE_BROWSER") == "1"
@@ -79,6 +83,19 @@ def running_app(demo_ws, tmp_path):
         yield url, f"{url}tiles"
 
 
+def browser_login(page, app_url: str, username: str = "tester", roles=ALL_ROLES, next_path: str = "") -> None:
+    """Log in through the app's own form as a real account of ``PATHVIZ_HOME`` (created if needed):
+    open ``app_url + next_path``, get redirected to the form, submit it, wait for the page."""
+    make_user(Workspace(Settings.from_env()), username, roles)
+    page.goto(app_url + next_path)
+    page.wait_for_selector("form input#username", timeout=60_000)
+    page.fill("#username", username)
+    page.fill("#password", TEST_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
+
+
 def launch_chromium(playwright):
     """Debian's chromium, headless, with the flags this machine's closed network needs."""
     return playwright.chromium.launch(
@@ -99,7 +116,7 @@ def test_viewer_draws_tiles_in_chromium(running_app, tmp_path):
         tile_requests, tile_answers = [], []
         page.on("request", lambda r: tile_requests.append(r.url) if "/tiles/" in r.url else None)
         page.on("response", lambda r: tile_answers.append((r.url, r.status)) if "/tiles/" in r.url else None)
-        page.goto(app_url)
+        browser_login(page, app_url)
         page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
         frame_el = page.wait_for_selector('iframe[title*="pathviz_viewer"]', timeout=60_000)
@@ -172,7 +189,7 @@ def test_viewer_tiles_under_base_url_path(demo_ws, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             answers = []
             page.on("response", lambda r: answers.append((r.url, r.status)) if "/tiles/" in r.url else None)
-            page.goto(app_url)
+            browser_login(page, app_url)
             frame = page.wait_for_selector('iframe[title*="pathviz_viewer"]', timeout=60_000).content_frame()
             frame.wait_for_selector("#osd canvas", timeout=30_000)
             deadline = time.time() + 30

@@ -14,7 +14,11 @@ import pytest
 from pathviz.jobs.queue import JobQueue
 from pathviz.jobs.worker import Worker
 from pathviz.store.registry import ModelRegistry
-from test_browser import _streamlit_app, launch_chromium  # noqa: E402
+from test_browser import _streamlit_app, browser_login, launch_chromium  # noqa: E402
+
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
 
 pytestmark = pytest.mark.browser
 REF = re.compile(r"coxpasnet/gse1992@(v\d{4})")
@@ -54,17 +58,17 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
     from playwright.sync_api import sync_playwright
 
     queue, registry = JobQueue(demo_ws.db, demo_ws.home), ModelRegistry(demo_ws.models_dir)
-    first = queue.submit("coxpasnet", {"cohort": "gse1992"})  # an earlier version, trained beforehand
+    first = queue.submit("coxpasnet", {"cohort": "gse1992"}, actor=OPERATOR)  # an earlier version, trained beforehand
     Worker(demo_ws).run(once=True)
     assert queue.get(first.id).status == "succeeded", queue.get(first.id).error
-    registry.promote("coxpasnet/gse1992@v0001")
+    demo_ws.registry().promote("coxpasnet/gse1992@v0001", actor=OPERATOR)
     with _streamlit_app(demo_ws.home, tmp_path / "streamlit.log") as app_url, sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         tiles = []
         page.on("response", lambda r: tiles.append((r.url, r.status)) if "/tiles/" in r.url else None)
         # the viewer (default page) draws tiles from the app's own host and port
-        page.goto(app_url)
+        browser_login(page, app_url)
         _settle(page)
         page.wait_for_selector('iframe[title*="pathviz_viewer"]', timeout=60_000)
         deadline = time.time() + 30

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_browser import launch_chromium, running_app  # noqa: F401 (fixture)
+from test_browser import browser_login, launch_chromium, running_app  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def test_patient_page_dead_ends_gone_on_gbsg2(running_app, tmp_path):  # noqa: F
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_url + "patient")
+        browser_login(page, app_url, next_path="patient")
         _settle(page)
         cohort_box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
         cohort_box.click()

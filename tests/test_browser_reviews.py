@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_browser import launch_chromium, running_app  # noqa: F401 (the app on a free port over a copy of the demo workspace)
+from test_browser import browser_login, launch_chromium, running_app  # noqa: F401 (the app on a free port over a copy of the demo workspace)
 
 WAIT_MS = 20_000
 
@@ -32,7 +32,7 @@ def test_review_state_in_chromium(running_app, demo_ws, tmp_path):  # noqa: F811
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(running_app[0])
+        browser_login(page, running_app[0], username="drpage", roles=("pathologist",))
         page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
         page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
 
@@ -58,8 +58,6 @@ def test_review_state_in_chromium(running_app, demo_ws, tmp_path):  # noqa: F811
         panel_score = page.locator('[data-testid="pv-review-score"]')
 
         # the pathologist names herself and chooses a layer
-        page.get_by_label("Reviewer").fill("Dr Page")
-        page.get_by_label("Reviewer").press("Enter")
         settle()
         choose("Score layer", "eosin")
         expect(page.get_by_text("Top 10 flagged patches · Eosin density")).to_be_visible(timeout=WAIT_MS)
@@ -73,7 +71,7 @@ def test_review_state_in_chromium(running_app, demo_ws, tmp_path):  # noqa: F811
         settle()
         page.get_by_role("button", name="Save review").click()
         settle()
-        expect(page.get_by_text("Saved: agree on patch #1 by Dr Page")).to_be_visible(timeout=WAIT_MS)
+        expect(page.get_by_text("Saved: agree on patch #1 by drpage")).to_be_visible(timeout=WAIT_MS)
         # the gallery badge says agree at once (it said "unreviewed" while the export said agree)
         expect(caption(1)).to_contain_text("agree", timeout=WAIT_MS)
         expect(page.get_by_text("Reviewed 1 of 10")).to_be_visible(timeout=WAIT_MS)
@@ -95,7 +93,7 @@ def test_review_state_in_chromium(running_app, demo_ws, tmp_path):  # noqa: F811
         expect(page.locator('[data-testid="pv-review-patch"]')).to_contain_text("Patch #2", timeout=WAIT_MS)
         page.keyboard.press("d")
         settle()
-        expect(page.get_by_text("Saved: disagree on patch #2 by Dr Page")).to_be_visible(timeout=WAIT_MS)
+        expect(page.get_by_text("Saved: disagree on patch #2 by drpage")).to_be_visible(timeout=WAIT_MS)
         expect(caption(2)).to_contain_text("disagree", timeout=WAIT_MS)
         expect(page.get_by_text("Reviewed 2 of 10")).to_be_visible(timeout=WAIT_MS)
 

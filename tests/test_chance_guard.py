@@ -13,6 +13,8 @@ import numpy as np
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import app_test
+
 from pathviz.cli import main
 from pathviz.survival import harrell_c_bootstrap
 from pathviz.survival.chance import BOOTSTRAP_N, BOOTSTRAP_SEED, HeldOutC, held_out_c_index
@@ -63,7 +65,7 @@ def test_patient_page_and_cli_show_the_same_ci_and_warn_at_chance(tmp_path, monk
     held = HeldOutC.from_dict(cli["held_out"])
     assert (held.n_boot, held.seed) == (BOOTSTRAP_N, BOOTSTRAP_SEED)
     st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = app_test(PAGE, default_timeout=180)
     at.session_state["cohort"] = "gse3143"
     at.run()
     assert not at.exception

@@ -21,6 +21,10 @@ from pathviz.jobs.queue import JobError, JobQueue
 from pathviz.jobs.worker import Worker, worker_running
 from pathviz.store.registry import ModelRegistry
 
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -62,26 +66,26 @@ def _stop(proc: subprocess.Popen) -> None:
 def test_submit_checks_kind_params_and_cohort(jobs_ws):
     q = JobQueue(jobs_ws.db, jobs_ws.home)
     with pytest.raises(JobError, match="Unknown job kind 'sleepr'.*sleeper"):
-        q.submit("sleepr")
+        q.submit("sleepr", actor=OPERATOR)
     with pytest.raises(JobError, match="no parameter 'stepz'"):
-        q.submit("sleeper", {"stepz": 3})
+        q.submit("sleeper", {"stepz": 3}, actor=OPERATOR)
     with pytest.raises(JobError, match=r"outside \[1, 1000\]"):
-        q.submit("sleeper", {"steps": 0})
+        q.submit("sleeper", {"steps": 0}, actor=OPERATOR)
     with pytest.raises(JobError, match="is not a int"):
-        q.submit("sleeper", {"steps": "many"})
+        q.submit("sleeper", {"steps": "many"}, actor=OPERATOR)
     with pytest.raises(JobError, match="cannot be used by a coxpasnet job"):
-        q.submit("coxpasnet", {"cohort": "gbsg2"})  # no expression
+        q.submit("coxpasnet", {"cohort": "gbsg2"}, actor=OPERATOR)  # no expression
     with pytest.raises(JobError, match="needs a cohort"):
-        q.submit("coxpasnet", {})
-    job = q.submit("sleeper", {"steps": "3"})
+        q.submit("coxpasnet", {}, actor=OPERATOR)
+    job = q.submit("sleeper", {"steps": "3"}, actor=OPERATOR)
     assert job.status == "queued" and job.params == {"steps": 3, "pause": 0.2, "child": 0, "fail": 0}
     assert [j.id for j in q.active()] == [job.id]
 
 
 def test_worker_runs_jobs_in_order_with_progress_and_records_failures(jobs_ws):
     q = JobQueue(jobs_ws.db, jobs_ws.home)
-    ok = q.submit("sleeper", {"steps": 5, "pause": 0.3})
-    bad = q.submit("sleeper", {"steps": 1, "pause": 0.0, "fail": 1})
+    ok = q.submit("sleeper", {"steps": 5, "pause": 0.3}, actor=OPERATOR)
+    bad = q.submit("sleeper", {"steps": 1, "pause": 0.0, "fail": 1}, actor=OPERATOR)
     worker = _worker(jobs_ws.home, "--idle-exit", "2")
     try:
         seen = set()
@@ -105,8 +109,8 @@ def test_worker_runs_jobs_in_order_with_progress_and_records_failures(jobs_ws):
 
 def test_cancel_ends_the_whole_process_tree_and_one_worker_per_device(jobs_ws):
     q = JobQueue(jobs_ws.db, jobs_ws.home)
-    job = q.submit("sleeper", {"steps": 1000, "pause": 0.5, "child": 1})
-    queued = q.submit("sleeper", {"steps": 1})
+    job = q.submit("sleeper", {"steps": 1000, "pause": 0.5, "child": 1}, actor=OPERATOR)
+    queued = q.submit("sleeper", {"steps": 1}, actor=OPERATOR)
     worker = _worker(jobs_ws.home)
     try:
         running = _until(lambda: (j := q.get(job.id)).status == "running" and j.progress > 0 and j)
@@ -117,20 +121,20 @@ def test_cancel_ends_the_whole_process_tree_and_one_worker_per_device(jobs_ws):
         log = Path(running.log_path)
         grandchild = int(_until(lambda: [ln for ln in log.read_text().splitlines() if ln.startswith("grandchild")])[0].split()[1])
         assert psutil.pid_exists(grandchild)
-        assert q.cancel(queued.id).status == "cancelled"  # a queued job: at once
+        assert q.cancel(queued.id, actor=OPERATOR).status == "cancelled"  # a queued job: at once
         assert main(["jobs", "cancel", str(job.id)]) == 0
         assert q.get(job.id).status == "cancelled"
         for pid in (running.job_pid, grandchild):
             _until(lambda pid=pid: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 15)
         with pytest.raises(JobError, match="already cancelled"):
-            q.cancel(job.id)
+            q.cancel(job.id, actor=OPERATOR)
     finally:
         _stop(worker)
 
 
 def test_timeout_stops_a_job(jobs_ws):
     q = JobQueue(jobs_ws.db, jobs_ws.home)
-    job = q.submit("sleeper", {"steps": 1000, "pause": 0.2}, timeout_s=2.0)
+    job = q.submit("sleeper", {"steps": 1000, "pause": 0.2}, timeout_s=2.0, actor=OPERATOR)
     n = Worker(jobs_ws).run(once=True)
     j = q.get(job.id)
     assert n == 1 and j.status == "failed" and "Timed out after 2 s" in j.error
@@ -141,15 +145,15 @@ def test_worker_killed_mid_training_leaves_job_interrupted_and_no_version(jobs_w
     q = JobQueue(jobs_ws.db, jobs_ws.home)
     reg = ModelRegistry(jobs_ws.models_dir)
     params = {"cohort": "gse4335", "repeats": 1}
-    first = q.submit("coxpasnet", params)
+    first = q.submit("coxpasnet", params, actor=OPERATOR)
     assert Worker(jobs_ws).run(once=True) == 1
     first = q.get(first.id)
     assert first.status == "succeeded", first.error
     ref = first.result["model"]
-    reg.promote(ref)
+    reg.promote(ref, actor=OPERATOR)
     name = ref.split("@")[0]
     before = {m.version: m.files for m in reg.versions(*name.split("/"))}
-    second = q.submit("coxpasnet", params)
+    second = q.submit("coxpasnet", params, actor=OPERATOR)
     worker = _worker(jobs_ws.home)
     try:
         job = _until(lambda: (j := q.get(second.id)).status == "running" and j.progress >= 0.05 and j, timeout=120)
@@ -166,7 +170,7 @@ def test_worker_killed_mid_training_leaves_job_interrupted_and_no_version(jobs_w
     for m in reg.versions(*name.split("/")):
         reg.verify(m)
         assert m.files == before[m.version]
-    third = q.submit("coxpasnet", params)
+    third = q.submit("coxpasnet", params, actor=OPERATOR)
     assert Worker(jobs_ws).run(once=True) == 1
     third = q.get(third.id)
     assert third.status == "succeeded", third.error

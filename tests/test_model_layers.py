@@ -11,6 +11,10 @@ from pathviz.layers.score import ScoreLayer
 from pathviz.store.registry import ModelRegistry, chosen_layer_refs, chosen_layer_tags
 from pathviz.store.workspace import layer_label, model_layer_name, split_model_layer_name
 
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
+
 
 def _version(reg: ModelRegistry, tag: str):
     def write(folder):
@@ -36,7 +40,7 @@ def test_retraining_keeps_each_versions_layers_and_viewer_shows_the_chosen(ws, p
     assert "survival_score-mbbbbbb02" in names and "survival_score-maaaaaa01" not in names
     assert "haematoxylin" in names  # stain layers are not model layers: always listed
     assert float(ws.model_layer(rec.slide_id, "survival_score", chosen_layer_tags(reg)).scores[0]) == 2.0
-    reg.promote("pagenet/demo@v0001")
+    reg.promote("pagenet/demo@v0001", actor=OPERATOR)
     assert float(ws.model_layer(rec.slide_id, "survival_score", chosen_layer_tags(reg)).scores[0]) == 1.0  # untouched
     assert layer_label("survival_score-maaaaaa01", chosen_layer_refs(reg)) == "survival_score · pagenet/demo@v0001"
     assert layer_label("haematoxylin", chosen_layer_refs(reg)) == "haematoxylin"

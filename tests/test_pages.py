@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import time
 from pathlib import Path
@@ -10,6 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+
+from conftest import app_test
 
 from pathviz.cohort.demo import read_ground_truth
 from pathviz.jobs.queue import JobQueue
@@ -25,7 +29,7 @@ def fresh_app(script: str) -> AppTest:
     """A new app object, as after a restart: process caches cleared."""
     st.cache_resource.clear()
     st.cache_data.clear()
-    return AppTest.from_file(script, default_timeout=TIMEOUT)
+    return app_test(script, default_timeout=TIMEOUT)
 
 
 def texts(at: AppTest) -> str:
@@ -66,30 +70,39 @@ def test_viewer_centre_button_selects_patch(demo_ws):
 
 def test_review_saved_and_read_back_after_restart(demo_ws):
     at = fresh_app(VIEWER).run()
-    at.text_input(key="reviewer").input("Dr Page")
     at.selectbox(key="selected_rank").set_value(2)
     at.radio(key="verdict").set_value("disagree")
     at.text_area(key="comment").input("tangentially cut gland, not nuclei")
     at.button(key="save_review").click().run()
     assert not at.exception
-    assert "Saved: disagree on patch #2 by Dr Page" in texts(at)
+    assert "Saved: disagree on patch #2 by tester" in texts(at)
 
     # restart: a new app object, caches cleared; the review comes back from the database
     at2 = fresh_app(VIEWER).run()
     at2.selectbox(key="selected_rank").set_value(2).run()
     body = texts(at2)
-    assert "disagree by Dr Page" in body and "tangentially cut gland" in body
+    assert "disagree by tester" in body and "tangentially cut gland" in body
     table = at2.dataframe[0].value
     row = table[table["rank"] == 2].iloc[0]
-    assert row["verdict"] == "disagree" and row["reviewer"] == "Dr Page"
+    assert row["verdict"] == "disagree" and row["reviewer"] == "tester"
     assert len(demo_ws.db.reviews(demo_ws.slides()[0].slide_id)) == 1
 
 
-def test_review_without_reviewer_is_refused(demo_ws):
-    at = fresh_app(VIEWER).run()
-    at.button(key="save_review").click().run()
-    assert "needs a reviewer name" in texts(at)
-    assert demo_ws.db.reviews(demo_ws.slides()[0].slide_id) == []
+def test_review_needs_the_pathologist_role(demo_ws):
+    """An oncologist opening the viewer by URL is refused; an admin sees reviews read-only; the
+    backend refuses a review by anyone but a pathologist (not only hidden)."""
+    from pathviz.auth.policy import PermissionDeniedError
+
+    onc = app_test(VIEWER, username="onc", roles=("oncologist",)).run()
+    assert "Slide viewer is for the admin or pathologist role" in texts(onc) and not onc.button
+    adm = app_test(VIEWER, username="adm", roles=("admin",)).run()
+    assert not adm.exception and "sees them read-only" in texts(adm)
+    assert not [b for b in adm.button if b.key == "save_review"]
+    sid = demo_ws.slides()[0].slide_id
+    admin = demo_ws.accounts.session_actor(adm.session_state["_pathviz_token"])
+    with pytest.raises(PermissionDeniedError, match="may not save reviews"):
+        demo_ws.save_review(admin, sid, "haematoxylin", demo_ws.grid(sid).key, (0, 0, 256, 256), "agree")
+    assert demo_ws.db.reviews(sid) == []
 
 
 def test_viewer_switch_slide(demo_ws):
@@ -119,12 +132,12 @@ def test_app_first_start_builds_demo_and_cohort(ws):
     shows the job's progress; the build goes on without the session, and afterwards every part
     is there."""
     st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()
+    at = app_test(str(ROOT / "dashboard.py"), default_timeout=120).run()
     assert not at.exception
     assert "First start: building the demo workspace" in texts(at)
     queue = JobQueue(ws.db, ws.home)
     (job,) = queue.active("demo")
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120).run()  # a second session: the same job
+    at = app_test(str(ROOT / "dashboard.py"), default_timeout=120).run()  # a second session: the same job
     assert [j.id for j in queue.active("demo")] == [job.id]
     t0 = time.monotonic()
     while not (job := queue.get(job.id)).finished and time.monotonic() - t0 < 1500:
@@ -136,7 +149,7 @@ def test_app_first_start_builds_demo_and_cohort(ws):
     assert all(ws.default_grid_key(r.slide_id) for r in ws.slides())
     # the patient page works on the demo cohort, labelled, with CA19-9 at 37 U/mL by default
     st.cache_resource.clear()
-    page = AppTest.from_file(str(ROOT / "pages" / "patient.py"), default_timeout=300)
+    page = app_test(str(ROOT / "pages" / "patient.py"), default_timeout=300)
     page.session_state["cohort"] = "demo"
     page.run()
     assert not page.exception
@@ -166,13 +179,13 @@ def check_pagenet_on_demo(ws) -> None:
         chance.append(truth["patients"][pid]["dense_fraction"])
     assert np.mean(hits) > 2 * np.mean(chance)  # flagged patches are the planted nuclei-dense tiles
     st.cache_resource.clear()
-    page = AppTest.from_file(str(ROOT / "pages" / "patient.py"), default_timeout=300)
+    page = app_test(str(ROOT / "pages" / "patient.py"), default_timeout=300)
     page.session_state["cohort"] = "demo"
     page.session_state["risk_model"] = "pagenet"
     page.run()
     assert not page.exception
     assert "PAGE-Net (slides + gene expression + age)" in texts(page)
-    pw = AppTest.from_file(str(ROOT / "pages" / "pathways.py"), default_timeout=300)
+    pw = app_test(str(ROOT / "pages" / "pathways.py"), default_timeout=300)
     pw.session_state["pw_cohort"] = "demo"
     pw.run()
     assert not pw.exception and "Integrated model: PAGE-Net" in texts(pw)

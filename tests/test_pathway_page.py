@@ -13,6 +13,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import app_test
+
 from pathviz.cli import main
 from pathviz.errors import PathVizError
 from pathviz.settings import Settings
@@ -33,7 +35,7 @@ def text(at: AppTest) -> str:
 
 def page(cohort: str = "gse4335", repeats: int = 2) -> AppTest:
     st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = app_test(PAGE, default_timeout=180)
     at.session_state["pw_cohort"] = cohort
     at.session_state["pw_repeats"] = repeats
     return at.run()

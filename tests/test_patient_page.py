@@ -8,12 +8,14 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import app_test
+
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "patient.py")
 
 
 def app(cohort: str = "gbsg2") -> AppTest:
     st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=120)
+    at = app_test(PAGE, default_timeout=120)
     at.session_state["cohort"] = cohort
     return at.run()
 
@@ -112,7 +114,7 @@ def test_stored_pagenet_index_is_offered_and_falls_back_when_gone(tmp_path, monk
     man = ModelRegistry(tmp_path / "models").create_version("pagenet", "gbsg2", write, cohort="gbsg2", split_seed=0)
     folder = tmp_path / "models" / "pagenet" / "gbsg2"
     st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=120)
+    at = app_test(PAGE, default_timeout=120)
     at.session_state["cohort"] = "gbsg2"
     at.session_state["risk_model"] = "pagenet"
     at.run()

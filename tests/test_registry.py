@@ -18,6 +18,10 @@ import torch
 from pathviz.cli import main
 from pathviz.store.registry import ModelRegistry, RegistryError, load_torch_weights
 
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -38,7 +42,7 @@ def test_version_round_trip_and_resolution(tmp_path):
     assert set(m1.files) == {"weights.pt", "model.json"} and m1.metrics == {"c_index": 0.6}
     assert m1.created.endswith("+00:00") and m1.code_version.startswith("pathviz")
     assert reg.get("coxpasnet/gse1992-kegg").version == "v0002"  # no alias: newest
-    reg.promote("coxpasnet/gse1992-kegg@v0001")
+    reg.promote("coxpasnet/gse1992-kegg@v0001", actor=OPERATOR)
     assert reg.get("coxpasnet/gse1992-kegg").version == "v0001"  # the production alias wins
     assert reg.get("coxpasnet/gse1992-kegg@production") == reg.get("coxpasnet/gse1992-kegg@v0001")
     state = load_torch_weights(reg.path("coxpasnet/gse1992-kegg@v0002") / "weights.pt")
@@ -99,7 +103,7 @@ def test_tampered_or_missing_file_is_named(tmp_path):
     with pytest.raises(RegistryError, match="model.json is missing"):
         reg.verify(m)
     with pytest.raises(RegistryError, match="model.json"):
-        reg.promote(m.ref)  # a tampered version is never promoted
+        reg.promote(m.ref, actor=OPERATOR)  # a tampered version is never promoted
 
 
 class Payload:  # an object torch would have to unpickle
@@ -121,24 +125,24 @@ def test_promote_rollback_history(tmp_path):
     for v in (0.5, 0.6, 0.7):
         reg.create_version("coxpasnet", "m", _writer(v))
     with pytest.raises(RegistryError, match="no earlier version"):
-        reg.rollback("coxpasnet/m")
+        reg.rollback("coxpasnet/m", actor=OPERATOR)
     for v in ("v0001", "v0002", "v0003"):
-        reg.promote(f"coxpasnet/m@{v}")
-    reg.promote("coxpasnet/m@v0002", alias="candidate")
+        reg.promote(f"coxpasnet/m@{v}", actor=OPERATOR)
+    reg.promote("coxpasnet/m@v0002", alias="candidate", actor=OPERATOR)
     assert reg.aliases("coxpasnet", "m") == {"production": "v0003", "candidate": "v0002"}
-    assert reg.rollback("coxpasnet/m")["version"] == "v0002"
-    assert reg.rollback("coxpasnet/m")["version"] == "v0001"
+    assert reg.rollback("coxpasnet/m", actor=OPERATOR)["version"] == "v0002"
+    assert reg.rollback("coxpasnet/m", actor=OPERATOR)["version"] == "v0001"
     with pytest.raises(RegistryError, match="no earlier version"):
-        reg.rollback("coxpasnet/m")
+        reg.rollback("coxpasnet/m", actor=OPERATOR)
     hist = reg.alias_history("coxpasnet", "m")
     assert [(e["action"], e["version"]) for e in hist if e["alias"] == "production"] == [
         ("promote", "v0001"), ("promote", "v0002"), ("promote", "v0003"), ("rollback", "v0002"), ("rollback", "v0001")]
     assert reg.aliases("coxpasnet", "m")["candidate"] == "v0002"  # other aliases untouched
     for bad in ("coxpasnet/m", "coxpasnet/m@v0009"):
         with pytest.raises(RegistryError):
-            reg.promote(bad)
+            reg.promote(bad, actor=OPERATOR)
     with pytest.raises(RegistryError, match="Invalid alias"):
-        reg.promote("coxpasnet/m@v0001", alias="v0002")
+        reg.promote("coxpasnet/m@v0001", alias="v0002", actor=OPERATOR)
 
 
 def test_cli_models_commands(tmp_path, monkeypatch, capsys):

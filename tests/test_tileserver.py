@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -22,23 +23,40 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from conftest import TEST_PASSWORD, make_user
+from pathviz.auth.policy import Actor
+from pathviz.auth.web import SCOPE_ACTOR
 from pathviz.viewer import routes, shared
 from pathviz.viewer.routes import TcpNoDelayMiddleware, tile_routes
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class _LoggedIn:
+    """Stands in for app.py's login gate after a successful login: a pathologist's request (the
+    gate itself, cookies and refusals are tested in tests/security/test_accounts_web.py)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        scope[SCOPE_ACTOR] = Actor("tester", frozenset({"pathologist"}))
+        await self.app(scope, receive, send)
+
+
 def tiles_app(*args, nodelay: bool = True, **kwargs) -> Starlette:
-    """A Starlette app with the tile routes (and, as app.py, the TCP_NODELAY middleware)."""
-    return Starlette(routes=tile_routes(*args, **kwargs), middleware=[Middleware(TcpNoDelayMiddleware)] if nodelay else [])
+    """A Starlette app with the tile routes (and, as app.py, the TCP_NODELAY middleware), as a
+    logged-in pathologist reaches them."""
+    middleware = [Middleware(TcpNoDelayMiddleware)] if nodelay else []
+    return Starlette(routes=tile_routes(*args, **kwargs), middleware=middleware + [Middleware(_LoggedIn)])
 
 
-def keepalive_median_ms(port: int, path: str, n: int = 15) -> float:
+def keepalive_median_ms(port: int, path: str, n: int = 15, headers: dict | None = None) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        status, _, _ = get(port, path, conn)
+        status, _, _ = get(port, path, conn, headers)
         times.append((time.perf_counter() - t0) * 1e3)
         assert status == 200
     conn.close()
@@ -70,10 +88,10 @@ class Server:
         self.sock.close()
 
 
-def get(port: int, path: str, conn: http.client.HTTPConnection | None = None):
+def get(port: int, path: str, conn: http.client.HTTPConnection | None = None, headers: dict | None = None):
     """GET a raw path (sent as is: no client-side normalisation of '..' or %-escapes)."""
     c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("GET", path)
+    c.request("GET", path, headers=headers or {})
     r = c.getresponse()
     body = r.read()
     if conn is None:
@@ -184,7 +202,7 @@ def test_authorize_hook_guards_every_tile_route(server, monkeypatch):
     assert get(srv.port, tile)[0] == 200  # now in the tile cache
     asked = []
 
-    def refuse(request, slide_id):
+    async def refuse(request, slide_id, accounts):
         asked.append((request.url.path, slide_id))
         raise HTTPException(403, "Not allowed to see this slide. Fix: sign in as a user with access to it.")
 
@@ -194,7 +212,7 @@ def test_authorize_hook_guards_every_tile_route(server, monkeypatch):
     for path in paths:
         status, _, body = get(srv.port, path)
         assert status == 403 and b"Not allowed" in body, (path, status)
-    assert asked == [(p, sid) for p in paths[:3]] + [("/tiles/stats", None)]
+    assert asked == [(p, None) for p in paths]  # checked before the slide id is even looked up
     assert get(srv.port, "/tiles/health")[0] == 200
 
 
@@ -279,17 +297,31 @@ def test_streamlit_run_app_serves_tiles_on_its_own_port(demo_ws, tmp_path):
             assert proc.poll() is None and time.time() < deadline, (tmp_path / "streamlit.log").read_text()
             time.sleep(0.3)
         sid = demo_ws.slides()[0].slide_id
-        status, headers, body = get(port, f"/pv/tiles/slide/{sid}.dzi")
+        assert get(port, f"/pv/tiles/slide/{sid}.dzi")[:3:2] == (401, b"Log in first.")  # no session: refused
+        # log in through the app's own form (a real account), as the browser does
+        make_user(demo_ws, "pat", ("pathologist",))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("POST", "/pv/session/login", body=urlencode({"username": "pat", "password": TEST_PASSWORD, "next": "/pv/"}),
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 303 and r.getheader("location") == "/pv/"
+        cookie = r.getheader("set-cookie")
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/pv" in cookie
+        auth = {"Cookie": cookie.split(";")[0]}
+        status, headers, body = get(port, f"/pv/tiles/slide/{sid}.dzi", headers=auth)
         assert status == 200 and b'TileSize="256"' in body
-        status, headers, body = get(port, f"/pv/tiles/slide/{sid}_files/8/0_0.jpeg")
+        status, headers, body = get(port, f"/pv/tiles/slide/{sid}_files/8/0_0.jpeg", headers=auth)
         assert status == 200 and headers["content-type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
         assert "access-control-allow-origin" not in headers
-        assert get(port, "/pv/tiles/slide/unknown-slide.dzi")[0] == 404
-        assert get(port, "/pv/tiles/slide/../../../etc/passwd")[0] in (400, 404)
-        status, _, stats = get(port, "/pv/tiles/stats")
+        assert get(port, "/pv/tiles/slide/unknown-slide.dzi", headers=auth)[0] == 404
+        assert get(port, "/pv/tiles/slide/../../../etc/passwd", headers=auth)[0] in (400, 401, 404)
+        status, _, stats = get(port, "/pv/tiles/stats", headers=auth)
         assert status == 200 and json.loads(stats)["tiles_served"] == 1
-        assert keepalive_median_ms(port, f"/pv/tiles/slide/{sid}_files/8/0_0.jpeg") < 15.0  # TCP_NODELAY is on
-        assert get(port, "/pv/")[0] == 200  # the pages, same port
+        assert keepalive_median_ms(port, f"/pv/tiles/slide/{sid}_files/8/0_0.jpeg", headers=auth) < 15.0  # TCP_NODELAY is on
+        assert get(port, "/pv/", headers=auth)[0] == 200  # the pages, same port
+        status, headers, _ = get(port, "/pv/", headers={"Accept": "text/html"})  # a page without a session
+        assert status == 303 and headers["location"].startswith("/pv/session/login?next=")
     finally:
         proc.terminate()
         proc.wait(timeout=20)

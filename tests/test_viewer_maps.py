@@ -71,7 +71,7 @@ def test_viewer_page_draws_the_patch_maps_from_the_backend(demo_ws):
     from pathlib import Path
 
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
+    from conftest import app_test
 
     from pathviz.layers.score import ScoreLayer
     from pathviz.store.features import FeatureStore
@@ -91,7 +91,7 @@ def test_viewer_page_draws_the_patch_maps_from_the_backend(demo_ws):
 
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "slide_viewer.py"), default_timeout=60)
+    at = app_test(str(Path(__file__).resolve().parents[1] / "pages" / "slide_viewer.py"), default_timeout=60)
     at.session_state["slide_id"] = sid
     at.session_state["layer"] = "survival_score"
     at.run()

@@ -37,9 +37,15 @@ def test_add_slide_in_place_and_copy(ws, demo_svs, demo_png):
     assert (ws.slides_dir / demo_svs.name).exists()
     rec2 = ws.add_slide(demo_png, mpp=0.5, copy=True)
     assert rec2.declared_mpp == 0.5
-    # a file already inside the workspace registers in place
+    # the same bytes again are refused by content hash, whatever the name
     inside = ws.home / "mine.png"
     shutil.copyfile(demo_png, inside)
+    with pytest.raises(WorkspaceError, match="same content as slide"):
+        ws.add_slide(inside, mpp=0.25)
+    # a (different) file already inside the workspace registers in place
+    from PIL import Image
+
+    Image.open(demo_png).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(inside)
     rec3 = ws.add_slide(inside, mpp=0.25)
     assert rec3.path == str(inside.resolve())
     assert [r.slide_id for r in ws.slides()] == [rec.slide_id, rec2.slide_id, rec3.slide_id]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pathviz.auth.policy import SYSTEM, Actor
 from pathviz.jobs.demo import demo_status
 from pathviz.jobs.queue import JobQueue
 from pathviz.jobs.worker import ensure_worker
@@ -18,11 +19,12 @@ PARTS = {"slides": "demo slides registered and analysed", "cohort": "demo cohort
          "pagenet": "PAGE-Net trained into the model registry"}
 
 
-def submit_demo_job(ws) -> int:
-    """Queue the demo build unless one is queued or running; start a worker. Returns the job id."""
+def submit_demo_job(ws, actor: Actor = SYSTEM) -> int:
+    """Queue the demo build unless one is queued or running; start a worker. Returns the job id.
+    ``actor``: who asks (default: PathViz's own first-start automation, audited as ``system``)."""
     queue = JobQueue(ws.db, ws.home)
     active = queue.active("demo")
-    job = active[0] if active else queue.submit("demo", submitted_by="dashboard")
+    job = active[0] if active else queue.submit("demo", actor=actor)
     ensure_worker(ws.home)
     return job.id
 

@@ -185,15 +185,21 @@ def user_gmt_files(workspace) -> list[Path]:
     return sorted(folder.glob("*.gmt")) if folder.exists() else []
 
 
-def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
+def add_user_gmt(workspace, data: bytes | None, name_or_path: str, *, actor=None) -> Path:
     """Check a user's GMT (uploaded bytes, or a path on the server when ``data`` is None) and keep
     a copy in ``$PATHVIZ_HOME/genesets/`` (parsed first, then written to a temporary name and renamed into
     place), so the pathway page and ``--genesets FILE`` can use it.
+
+    Args:
+        actor: who adds it. Reading a path on the server (``data`` None) needs ``slides.manage``
+            (admins, the CLI operator; None counts as the operator, for the CLI and jobs): a
+            researcher's page offers uploads only, so the page is no way to read server files.
 
     Returns:
         The stored file's path.
 
     Raises:
+        PermissionDeniedError: a server path from an actor who may not read server files.
         GeneSetError: not a GMT (binary, malformed line, duplicate names, empty sets; the message
             names the line); PathVizError: unreadable path, or no set of 15-300 genes.
     """
@@ -202,6 +208,9 @@ def add_user_gmt(workspace, data: bytes | None, name_or_path: str) -> Path:
     import tempfile
 
     if data is None:
+        from pathviz.auth.policy import operator, require
+
+        require(actor or operator(), "slides.manage", "read gene-set files from paths on the server")
         src = Path(name_or_path).expanduser()
         try:
             if not src.is_file():  # no devices, FIFOs or folders
@@ -255,6 +264,35 @@ def model_folders(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def library_label(library_name: str, home: str | Path | None = None) -> str:
+    """How a registry version names its gene-set library: ``kegg`` / ``go_bp`` as given, a GMT
+    file inside the workspace relative to it (``genesets/h_all.gmt``), any other file by its name
+    only: never an absolute path of this machine (manifests and model cards travel)."""
+    text = str(library_name)
+    if text in ("kegg", "go_bp") or ("/" not in text and "\\" not in text):
+        return text
+    path = Path(text).expanduser()
+    if home is not None:
+        try:
+            return path.resolve().relative_to(Path(home).resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name
+
+
+def library_digest(library_name: str) -> str:
+    """SHA-256 (first 16 hex) of a GMT file's bytes ("" for a shipped library or an unreadable file),
+    recorded beside :func:`library_label` so a version still names exactly which sets it used."""
+    if str(library_name) in ("kegg", "go_bp"):
+        return ""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(library_name).expanduser().read_bytes()).hexdigest()[:16]
+    except OSError:
+        return ""
+
+
 def coxpasnet_model_name(cohort: str, library_name: str, seed: int) -> str:
     """Registry name of a cohort's Cox-PASNet with a gene-set library and split seed
     (``gse1992-kegg-seed0``); its versions are ``coxpasnet/<name>@vNNNN``."""
@@ -293,12 +331,14 @@ def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name
         return trained["metrics"]
 
     held_note = "held-out C-index and chance verdict in metrics.held_out"
+    label, digest = library_label(library_name, Path(models_root).parent), library_digest(library_name)
     man = ModelRegistry(models_root).create_version(
         "coxpasnet", cohort.name, write, cohort=cohort.name,
         data_digest=cohort_digest(cohort), split_seed=seed,
-        params={"genesets": str(library_name), "seed": seed, "repeats": repeats, "min_size": min_size, "max_size": max_size,
+        params={"genesets": label, "seed": seed, "repeats": repeats, "min_size": min_size, "max_size": max_size,
                 "min_coverage": min_coverage},
         card={"intended_use": "research: rank pathways and genes by their contribution to risk; not for clinical use",
               "data": f"{cohort.name}: {cohort.description}", "metrics": held_note,
+              "gene_sets": label + (f" (sha256 {digest})" if digest else " (shipped)"),
               "limits": "trained on one cohort; rankings are only meaningful where the held-out C-index beats chance"})
     return man, trained["model"], trained["metrics"]

@@ -31,6 +31,8 @@ from typing import Callable
 
 from sqlalchemy import select, update
 
+from pathviz.auth.audit import AuditLog
+from pathviz.auth.policy import require
 from pathviz.errors import PathVizError, unknown_fix
 from pathviz.store.db import Database
 from pathviz.store.models import JobRecord
@@ -248,20 +250,32 @@ class JobQueue:
 
     # -- submitting and reading -------------------------------------------------------------
     def submit(self, kind: str, params: dict | None = None, device: str = "default", timeout_s: float | None = DEFAULT_TIMEOUT_S,
-               submitted_by: str = "") -> Job:
-        """Queue a job of a registered kind; parameters are validated first.
+               *, actor) -> Job:
+        """Queue a job of a registered kind; parameters are validated first. Audited as
+        ``job.submitted``; ``submitted_by`` is the actor's username.
+
+        Args:
+            actor: who submits (:class:`~pathviz.auth.policy.Actor`; needs ``jobs.submit``:
+                researchers, admins, the CLI operator, PathViz's own first-start automation).
 
         Raises:
+            PermissionDeniedError: the actor may not run jobs.
             JobError: unknown kind, invalid parameters.
         """
+        require(actor, "jobs.submit", "submit jobs")
         spec = job_kind(kind)
         clean = spec.validate(dict(params or {}))
-        rec = JobRecord(kind=kind, params=json.dumps(clean), status="queued", device=device, timeout_s=timeout_s,
-                        submitted_by=submitted_by or "", message="waiting for a worker")
-        with self.db.session() as s:
+
+        def insert(s) -> Job:
+            rec = JobRecord(kind=kind, params=json.dumps(clean), status="queued", device=device, timeout_s=timeout_s,
+                            submitted_by=actor.username, message="waiting for a worker")
             s.add(rec)
-            s.commit()
+            s.flush()
             return Job.from_record(rec)
+
+        job = self.db.write(insert)
+        AuditLog(self.db).record(actor, "job.submitted", "job", job.id, {"kind": kind, "params": clean, "device": device})
+        return job
 
     def get(self, job_id: int) -> Job:
         """One job (after marking dead workers' jobs interrupted). Raises JobError when unknown."""
@@ -325,14 +339,22 @@ class JobQueue:
             values["message"] = message
         return self._update(job_id, ("running",), **values)
 
-    def cancel(self, job_id: int) -> Job:
+    def cancel(self, job_id: int, *, actor) -> Job:
         """Cancel a job: a queued one at once; a running one is flagged and its worker kills its
-        whole process tree within a second. Raises JobError for an unknown or finished job."""
+        whole process tree within a second. Audited as ``job.cancelled``.
+
+        Raises:
+            PermissionDeniedError: the actor neither manages jobs (``jobs.manage``) nor submitted this one.
+            JobError: unknown or finished job.
+        """
         job = self.get(job_id)
+        if not (actor is not None and job.submitted_by == actor.username and actor.can("jobs.submit")):
+            require(actor, "jobs.manage", "cancel other users' jobs")
         if job.finished:
             raise JobError(f"Job {job_id} already {job.status}.", "nothing to cancel.")
         if not self._update(job_id, ("queued",), status="cancelled", finished_at=_now(), message="cancelled before it started"):
             self._update(job_id, ("running",), cancel_requested=1, message="cancelling")
+        AuditLog(self.db).record(actor, "job.cancelled", "job", job_id, {"kind": job.kind, "was": job.status})
         return self.get(job_id)
 
     def cancel_requested(self, job_id: int) -> bool:

@@ -3,7 +3,8 @@
 Runs one job's kind with its parameters, reports progress to the database (at most twice a
 second, and every change of message) and the log, and records the outcome: ``succeeded`` with the
 kind's result, or ``failed`` with the error (a :class:`~pathviz.errors.PathVizError`'s message and
-fix, or the exception and the last traceback line; the full traceback goes to the log). When its
+fix, or the exception and the last traceback line; the traceback goes to the log, without the
+exception messages, which may name slides or patients: :func:`_log_failure`). When its
 worker dies the process ends itself within a second (the job is then marked ``interrupted``), so
 no orphan keeps training; a registry version it was writing stays a temporary folder that the
 registry removes (:mod:`pathviz.store.registry`).
@@ -16,6 +17,24 @@ import sys
 import threading
 import time
 import traceback
+
+
+def _log_failure(exc: BaseException) -> None:
+    """Print the traceback of a failed job to its log without the exceptions' messages: a message
+    may name slide files, patients or cohort samples (e.g. a missing slide's path), and the log is
+    read by whoever runs the server. The message itself is the job's ``error``, shown to the user
+    who submitted the job; the log keeps the frames and the exception types (the chain included)."""
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:  # newest first
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    parts = []
+    for e in reversed(chain):  # oldest first, as Python prints a chain
+        frames = "".join(traceback.format_list(traceback.extract_tb(e.__traceback__)))
+        parts.append(f"Traceback (most recent call last):\n{frames}{type(e).__module__}.{type(e).__qualname__} "
+                     "(message withheld from the log: see the job's error)\n")
+    print("\nDuring the handling of the above, this exception occurred:\n\n".join(parts), end="", flush=True)
 
 
 def _watch_parent(parent: int) -> None:
@@ -62,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = job_kind(job.kind).run(JobContext(job.id, job.params, ws, progress))
     except PathVizError as exc:
-        traceback.print_exc()
+        _log_failure(exc)
         queue.finish(job.id, "failed", error=str(exc), message="failed")
         return 0
     except Exception as exc:  # noqa: BLE001 (every failure must reach the job row, not only ours)
-        traceback.print_exc()
+        _log_failure(exc)
         queue.finish(job.id, "failed", error=f"{type(exc).__name__}: {exc}. See the job log for the traceback.", message="failed")
         return 0
     queue.finish(job.id, "succeeded", result=result or {}, message="done")

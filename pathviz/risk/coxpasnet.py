@@ -46,6 +46,15 @@ __all__ = ["DEFAULT_GRID", "CoxPASNetModel", "TrainConfig"]
 DEFAULT_GRID = {"lr": LR_GRID, "l2": L2_GRID}
 
 
+def gene_set_source_name(source: str) -> str:
+    """How a model folder names its gene-set library: the file name of a GMT path (``kegg.gmt``,
+    ``h_all.gmt``), never the absolute path of this machine; other sources unchanged."""
+    text = str(source or "")
+    if "/" in text or "\\" in text:
+        return Path(text.replace("\\", "/")).name
+    return text
+
+
 class CoxPASNetModel(RiskModel):
     """Cox-PASNet with preprocessing and hyper-parameter search.
 
@@ -234,6 +243,7 @@ class CoxPASNetModel(RiskModel):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.net_.state_dict(), folder / "weights.pt")
+        source = gene_set_source_name(self.library.source)
         meta = {
             "kind": "coxpasnet", "cohort": cohort, "genes": self.genes_, "scaler_input": self.scaler_input_,
             "pathways": self.pathways_, "mask": np.flatnonzero(self.mask_.ravel()).tolist(), "mask_shape": list(self.mask_.shape),
@@ -245,11 +255,11 @@ class CoxPASNetModel(RiskModel):
             "config": asdict(self.config_), "member_configs": [asdict(c) for c in self.member_configs_],
             "grid": self.grid_results_, "val_c_index": self.val_c_index_,
             "baseline": self.baseline_.to_dict(),
-            "notes": self.notes_, "gene_set_source": self.library.source, **(extra or {}),
+            "notes": self.notes_, "gene_set_source": source, **(extra or {}),
         }
         (folder / "model.json").write_text(json.dumps(meta, indent=1))
         (folder / "MODEL_CARD.md").write_text(
-            f"# Cox-PASNet model\n\n- cohort: {cohort}\n- gene sets: {self.library.source} ({len(self.pathways_)} pathways, "
+            f"# Cox-PASNet model\n\n- cohort: {cohort}\n- gene sets: {source} ({len(self.pathways_)} pathways, "
             f"{len(self.genes_)} genes)\n- clinical covariates: {', '.join(self.clinical) or 'none'}\n"
             f"- {len(self.member_configs_)} bagged networks; chosen (lr, L2) per member: "
             f"{', '.join(f'({c.lr:g}, {c.l2:g})' for c in self.member_configs_)}\n"

@@ -72,6 +72,25 @@ class SlideInfo:
         return d
 
 
+class CorruptRegionError(SlideError):
+    """A region of an otherwise readable slide could not be decoded (a corrupt tile).
+
+    Raised by :meth:`Slide.read_region` (and the reads built on it) after the slide's handle has
+    been reopened, so the same :class:`Slide` keeps reading its other regions.
+
+    Attributes:
+        level: pyramid level that was read.
+        rect: level-0 ``(x, y, width, height)`` of the region asked for, pixels.
+        detail: the decoder's own error text.
+    """
+
+    def __init__(self, message: str, fix: str, path, level: int, rect: tuple[int, int, int, int], detail: str):
+        super().__init__(message, fix, path)
+        self.level = int(level)
+        self.rect = tuple(int(v) for v in rect)
+        self.detail = detail
+
+
 class Slide:
     """An open whole-slide image or plain image, in level-0 coordinates.
 
@@ -90,6 +109,7 @@ class Slide:
 
     def __init__(self, path: str | Path, mpp: float | None = None):
         self.path = Path(path).expanduser().resolve()
+        self._reopen_failed: SlideError | None = None
         if not self.path.exists():
             raise SlideError(f"Slide file not found: {self.path}.", "check the path.", self.path)
         if not self.path.is_file():
@@ -101,6 +121,9 @@ class Slide:
         else:
             self._osr = self._open_openslide(suffix)
             self.vendor = self._osr.properties.get(openslide.PROPERTY_NAME_VENDOR, "unknown")
+        # geometry kept from the first open: a handle that failed a read answers nothing any more
+        self._dimensions = tuple(self._osr.dimensions)
+        self._downsamples = tuple(float(d) for d in self._osr.level_downsamples)
         self.mpp_x, self.mpp_y, self.mpp_source = self._resolve_mpp(mpp)
         obj = self._osr.properties.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER)
         self.objective_power = float(obj) if obj not in (None, "") else None
@@ -141,7 +164,7 @@ class Slide:
             Image.MAX_IMAGE_PIXELS = previous
         return openslide.ImageSlide(image)
 
-    def _open_openslide(self, suffix: str) -> openslide.OpenSlide:
+    def _open_openslide(self, suffix: str, probe: bool = True) -> openslide.OpenSlide:
         try:
             osr = openslide.OpenSlide(str(self.path))
         except openslide.OpenSlideUnsupportedFormatError as exc:
@@ -158,6 +181,8 @@ class Slide:
                 "copy the file again from the scanner or archive and check its size.",
                 self.path,
             ) from exc
+        if not probe:
+            return osr
         # A truncated file often opens (the header is intact) but fails on pixel reads:
         # read the smallest level once so the error surfaces now, with the file's name.
         try:
@@ -255,21 +280,35 @@ class Slide:
             RGB image of ``size``; transparent (out-of-slide) pixels are white.
 
         Raises:
-            SlideError: level out of range or unreadable pixel data.
+            SlideError: level out of range, or the file can no longer be opened.
+            CorruptRegionError: the region's pixel data cannot be decoded (a SlideError naming the
+                level and level-0 rectangle); the handle has been reopened, so other regions of
+                this same :class:`Slide` stay readable.
         """
-        if not 0 <= level < self.level_count:
+        if not 0 <= level < len(self._downsamples):
             raise SlideError(
-                f"Level {level} does not exist in {self.path} (levels 0..{self.level_count - 1}).",
+                f"Level {level} does not exist in {self.path} (levels 0..{len(self._downsamples) - 1}).",
                 "pick a level from slide info.",
                 self.path,
             )
+        if self._reopen_failed is not None:
+            raise self._reopen_failed
+        loc = tuple(int(v) for v in location)
+        sz = tuple(int(v) for v in size)
         try:
-            rgba = self._osr.read_region(tuple(int(v) for v in location), level, tuple(int(v) for v in size))
+            rgba = self._osr.read_region(loc, level, sz)
         except openslide.OpenSlideError as exc:
-            raise SlideError(
-                f"Reading pixels of {self.path} failed ({exc}).",
-                "the file is probably truncated or corrupt; copy it again.",
+            ds = self._downsamples[level]  # cached: the failed handle answers nothing any more
+            rect = (loc[0], loc[1], int(math.ceil(sz[0] * ds)), int(math.ceil(sz[1] * ds)))
+            self._reopen_after_error()
+            raise CorruptRegionError(
+                f"Reading pixels of {self.path} failed at level {level}, level-0 region x={rect[0]} "
+                f"y={rect[1]} {rect[2]}x{rect[3]} px ({exc}).",
+                "the file is probably truncated or corrupt there; copy it again from the scanner or archive.",
                 self.path,
+                level,
+                rect,
+                str(exc),
             ) from exc
         return _rgba_on_white(rgba)
 
@@ -293,9 +332,71 @@ class Slide:
             region = region.resize((out_size, out_size), Image.Resampling.BILINEAR)
         return region
 
-    def get_thumbnail(self, max_size: int = 1024) -> Image.Image:
-        """RGB thumbnail whose longer side is at most ``max_size`` pixels (aspect kept)."""
-        return _rgba_on_white(self._osr.get_thumbnail((max_size, max_size)))
+    def thumbnail_level(self, max_size: int = 1024) -> int:
+        """The pyramid level :meth:`get_thumbnail` reads for a thumbnail of ``max_size`` pixels."""
+        w, h = self.dimensions
+        downsample = max(w / max_size, h / max_size)
+        return int(self._osr.get_best_level_for_downsample(downsample))
+
+    def get_thumbnail(self, max_size: int = 1024, level: int | None = None) -> Image.Image:
+        """RGB thumbnail whose longer side is at most ``max_size`` pixels (aspect kept).
+
+        Args:
+            max_size: longest side of the thumbnail, pixels.
+            level: read this pyramid level (whole) instead of :meth:`thumbnail_level`, e.g. a
+                coarser one when that level has a corrupt region; the thumbnail is then at most
+                that level's size.
+
+        Raises:
+            CorruptRegionError: the level read cannot be decoded (the handle is reopened first).
+        """
+        if self._reopen_failed is not None:
+            raise self._reopen_failed
+        if level is None:
+            try:
+                return _rgba_on_white(self._osr.get_thumbnail((max_size, max_size)))
+            except openslide.OpenSlideError as exc:
+                self._reopen_after_error()
+                lvl = self.thumbnail_level(max_size) if self._reopen_failed is None else -1
+                w, h = self._dimensions
+                raise CorruptRegionError(
+                    f"The thumbnail of {self.path} (pyramid level {lvl}) cannot be decoded ({exc}).",
+                    "the file is corrupt or truncated; copy it again from the scanner or archive, or re-export it "
+                    "(e.g. `vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`).",
+                    self.path,
+                    lvl,
+                    (0, 0, w, h),
+                    str(exc),
+                ) from exc
+        lw, lh = self.level_dimensions[level]
+        image = self.read_region((0, 0), level, (lw, lh))
+        image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+        return image
+
+    def reopen(self) -> None:
+        """Close the OpenSlide handle and open the file again.
+
+        OpenSlide's errors are sticky: after one failed read every later read of the same handle
+        fails too. :meth:`read_region` and :meth:`get_thumbnail` call this themselves after a
+        failed read; generators made earlier by :meth:`deepzoom` keep the old (closed) handle.
+
+        Raises:
+            SlideError: the file can no longer be opened.
+        """
+        if self.vendor == "image":
+            return  # decoded in memory by Pillow; its errors are not sticky
+        try:
+            self._osr.close()
+        except Exception:  # noqa: BLE001 (a broken handle may fail to close; it is replaced either way)
+            pass
+        self._osr = self._open_openslide(self.path.suffix.lower(), probe=False)
+        self._reopen_failed = None
+
+    def _reopen_after_error(self) -> None:
+        try:
+            self.reopen()
+        except SlideError as exc:
+            self._reopen_failed = exc  # the next read raises it (the error being raised names the region)
 
     def deepzoom(self, tile_size: int = 256, overlap: int = 0) -> DeepZoomGenerator:
         """A DeepZoom generator over this slide.

@@ -17,7 +17,8 @@ from skimage.color import rgb2hsv
 from skimage.filters import threshold_otsu
 from skimage.morphology import remove_small_holes, remove_small_objects
 
-from pathviz.slide.reader import Slide
+from pathviz.errors import SlideError
+from pathviz.slide.reader import CorruptRegionError, Slide
 
 #: Saturation below which a pixel is never tissue, whatever Otsu says (blank glass).
 MIN_SATURATION = 0.04
@@ -72,8 +73,12 @@ def tissue_mask(
     Returns:
         A :class:`TissueMask`; it may be all False (callers that need tissue raise
         :class:`~pathviz.errors.EmptyTissueMaskError`).
+
+    Raises:
+        SlideError: the thumbnail cannot be decoded at its pyramid level nor at any coarser
+            one (a corrupt region there; a coarser level, when readable, is used instead).
     """
-    thumb = np.asarray(slide.get_thumbnail(thumbnail_size))
+    thumb = np.asarray(_thumbnail(slide, thumbnail_size))
     w0, h0 = slide.dimensions
     rows, cols = thumb.shape[:2]
     ds_x, ds_y = w0 / cols, h0 / rows
@@ -89,3 +94,24 @@ def tissue_mask(
     mask = remove_small_objects(mask, max_size=min_px)
     mask = remove_small_holes(mask, max_size=hole_px)
     return TissueMask(mask=mask, downsample_x=ds_x, downsample_y=ds_y, threshold=threshold)
+
+
+def _thumbnail(slide: Slide, size: int):
+    """The slide's thumbnail; when its level has a corrupt region, the whole of the next coarser
+    readable level instead (a smaller thumbnail: the mask's downsample follows from its shape)."""
+    try:
+        return slide.get_thumbnail(size)
+    except CorruptRegionError as first:
+        errors = [f"level {first.level}: {first.detail}"]
+        for level in range(first.level + 1, slide.level_count):
+            try:
+                return slide.get_thumbnail(size, level=level)
+            except CorruptRegionError as exc:
+                errors.append(f"level {level}: {exc.detail}")
+        raise SlideError(
+            f"The tissue mask of {slide.path} cannot be computed: its thumbnail cannot be decoded at pyramid "
+            f"level {first.level} nor at any coarser level ({'; '.join(errors)}).",
+            "the file is truncated or corrupt: copy it again from the scanner or archive, or re-export it as a "
+            "pyramidal TIFF (`vips tiffsave IN OUT.tif --tile --pyramid --compression jpeg`) and add that file.",
+            slide.path,
+        ) from first

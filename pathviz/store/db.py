@@ -16,7 +16,7 @@ Concurrency and failure model (SQLite workspaces):
 * Writes are retried (:data:`WRITE_ATTEMPTS` attempts, jittered exponential backoff) when SQLite
   still says "database is locked"/"busy"; each attempt is a fresh transaction, so a retry never
   doubles a row.
-* Schema creation (``create_all``, checkfirst) runs under an exclusive ``fcntl.flock`` on
+* Schema creation and upgrades (Alembic migrations, :mod:`pathviz.store.migrations`) run under an exclusive ``fcntl.flock`` on
   ``<db file>.lock`` next to the database, so many processes opening a fresh workspace at once
   create the tables exactly once.
 * At open, an existing file must start with the SQLite header and pass ``PRAGMA quick_check``
@@ -50,7 +50,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, make_transient, sessionmaker
 
 from pathviz.errors import unknown_fix, PathVizError, WorkspaceError
-from pathviz.store.models import Base, Review, SlideRecord
+from pathviz.store.models import Review, SlideRecord
 
 VERDICTS = ("agree", "disagree")
 
@@ -107,13 +107,31 @@ class Database:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
                 event.listen(self.engine, "begin", _sqlite_begin)
             try:
-                Base.metadata.create_all(self.engine, checkfirst=True)
+                self._migrate()
             except (OperationalError, DatabaseError) as exc:
                 self.engine.dispose()
                 raise self._translate(exc, "open") from exc
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_session = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    def _migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (:mod:`pathviz.store.migrations`);
+        called under the schema lock. A read-only database must already be at it."""
+        from pathviz.store.migrations import HEAD, current_revision, upgrade_to_head
+
+        with self.engine.connect() as conn:
+            rev = current_revision(conn)
+            conn.rollback()
+        if rev == HEAD:
+            return
+        if self.read_only:
+            where = self._where()
+            raise WorkspaceError(
+                f"The workspace database {where} has schema revision {rev or 'none'} and needs upgrading to {HEAD}, "
+                "but it is read-only.", "open it once with write access (any pathviz command) to upgrade it.", where)
+        with self.engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+            upgrade_to_head(conn)
 
     def session(self) -> Session:
         """A plain session (deferred transactions). Errors are not translated; write with :meth:`write`."""
@@ -274,6 +292,15 @@ class Database:
 
     def find_slide_by_path(self, path: str) -> SlideRecord | None:
         return self._read(lambda s: s.scalars(select(SlideRecord).where(SlideRecord.path == path)).first())
+
+    def find_slide_by_hash(self, sha256: str | None) -> SlideRecord | None:
+        """The oldest slide whose ``content_sha256`` (hex SHA-256 of the file's bytes) is ``sha256``,
+        or None; rows without a recorded hash (NULL) never match, nor does an empty ``sha256``."""
+        if not sha256:
+            return None
+        return self._read(lambda s: s.scalars(
+            select(SlideRecord).where(SlideRecord.content_sha256 == sha256)
+            .order_by(SlideRecord.added_at, SlideRecord.slide_id)).first())
 
     # -- reviews --------------------------------------------------------------------------
     def add_review(

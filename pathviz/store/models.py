@@ -1,4 +1,8 @@
-"""Database tables (SQLAlchemy 2 declarative): registered slides and patch reviews."""
+"""Database tables (SQLAlchemy 2 declarative): slides, patch reviews, jobs, users, login sessions, the audit log.
+
+The schema is owned by the Alembic migrations in :mod:`pathviz.store.migrations` (applied when a
+:class:`~pathviz.store.db.Database` opens); a change to these classes needs a new migration there.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ class SlideRecord(Base):
 
     Columns: ``slide_id`` (short, URL-safe), ``name``, absolute ``path``, ``declared_mpp`` (None
     when the file carries its own), level-0 ``width``/``height`` (pixels), ``mpp`` used (microns per
-    pixel), ``vendor``, ``source`` (``demo`` or ``user``), ``added_at`` (UTC).
+    pixel), ``vendor``, ``source`` (``demo`` or ``user``), ``content_sha256`` (SHA-256 of the file's
+    bytes, hex, for duplicate detection; None for rows registered before it was recorded),
+    ``added_by`` (username, empty for the CLI/demo), ``added_at`` (UTC).
     """
 
     __tablename__ = "slides"
@@ -35,6 +41,8 @@ class SlideRecord(Base):
     height: Mapped[int] = mapped_column(Integer)
     vendor: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="user")
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    added_by: Mapped[str] = mapped_column(String(128), default="")
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     reviews: Mapped[list["Review"]] = relationship(back_populates="slide")
@@ -105,3 +113,67 @@ class JobRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class User(Base):
+    """A local account.
+
+    Columns: ``username`` (primary key, 1-64 of ``a-z 0-9 . _ -``), ``display_name``,
+    ``password_hash`` (argon2id, PHC string from argon2-cffi; never the password), ``roles``
+    (comma-separated subset of :data:`pathviz.auth.policy.ROLES`), ``active`` (0 disables login),
+    ``must_change_password`` (1 for a one-time password), ``failed_logins`` (consecutive),
+    ``locked_until`` (UTC; login refused before it), ``created_at``, ``password_changed_at``,
+    ``last_login_at`` (UTC).
+    """
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(Text)
+    roles: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[int] = mapped_column(Integer, default=1)
+    must_change_password: Mapped[int] = mapped_column(Integer, default=0)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuthSession(Base):
+    """A login session: the browser holds a random token (HttpOnly cookie), the database only its
+    SHA-256 (``token_sha256``, hex). ``expires_at`` is absolute; ``last_seen_at`` drives the idle
+    timeout; ``revoked_at`` is set at logout (UTC times)."""
+
+    __tablename__ = "auth_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """One row of the append-only audit log (:mod:`pathviz.auth.audit`).
+
+    Columns: ``id`` (sequence), ``at`` (UTC, ISO 8601 text as hashed), ``username`` and ``roles`` of
+    the actor, ``action`` (e.g. ``login``, ``review.saved``), ``object_type`` and ``object_id``,
+    ``details`` (canonical JSON text), ``prev_hash`` and ``hash`` (SHA-256 hex chain: ``hash`` covers
+    ``prev_hash`` and every other column). SQLite triggers refuse UPDATE and DELETE on this table.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[str] = mapped_column(String(40), index=True)
+    username: Mapped[str] = mapped_column(String(128), index=True)
+    roles: Mapped[str] = mapped_column(String(255), default="")
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(64), default="")
+    object_id: Mapped[str] = mapped_column(String(255), default="")
+    details: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

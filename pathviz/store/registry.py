@@ -189,10 +189,14 @@ class ModelRegistry:
 
     Args:
         root: the registry folder (``Workspace.models_dir``).
+        audit: the workspace's :class:`~pathviz.auth.audit.AuditLog`; alias moves are recorded
+            there (``model.promoted``, ``model.rolled_back``) besides the model's own
+            ``aliases.log``. Pages and the CLI use ``Workspace.registry()``, which passes it.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, audit=None):
         self.root = Path(root)
+        self.audit = audit
 
     # -- paths ------------------------------------------------------------------------------
     def _model_dir(self, kind: str, name: str) -> Path:
@@ -232,26 +236,34 @@ class ModelRegistry:
         folder.mkdir(parents=True, exist_ok=True)
         _remove_dead_writers(folder)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
-        guard = open(tmp / WRITING, "w")  # held while writing: tells a live writer's folder from a killed one's
+        # held while writing: tells a live writer's folder from a killed one's. Locked under another name and
+        # then renamed, so no other writer ever sees the lock file before it is locked (and takes it for a dead one's)
+        guard = open(tmp / (WRITING + ".new"), "w")
         fcntl.flock(guard, fcntl.LOCK_EX)
+        os.rename(tmp / (WRITING + ".new"), tmp / WRITING)
         try:
             metrics = write(tmp) or {}
-            (tmp / WRITING).unlink()
             missing = [f for f in _KINDS[kind].required_files if not (tmp / f).is_file()]
             if missing:
                 raise RegistryError(f"The {kind} training job did not write {', '.join(missing)}; nothing was registered.",
                                     "check the job's log.")
-            files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+            files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*"))
+                     if p.is_file() and p.relative_to(tmp).as_posix() != WRITING}
+            portable = _portable_paths(self.root)
             with self._lock(kind, name):
                 version = f"v{len(self._version_dirs(kind, name)) + 1:04d}"
                 while (folder / version).exists():
                     version = f"v{int(version[1:]) + 1:04d}"
                 man = Manifest(kind=kind, name=name, version=version, created=datetime.now(timezone.utc).isoformat(
-                    timespec="seconds"), code_version=code_version(), cohort=cohort, data_digest=data_digest,
-                    split_seed=split_seed, params=dict(params or {}), metrics=dict(metrics), parent=parent, status="ready",
-                    card=dict(card or {}), files=files)
+                    timespec="seconds"), code_version=code_version(), cohort=portable(cohort), data_digest=data_digest,
+                    split_seed=split_seed, params=portable(dict(params or {})), metrics=portable(dict(metrics)),
+                    parent=parent, status="ready", card=portable(dict(card or {})), files=files)
                 (tmp / MANIFEST).write_text(json.dumps(man.to_dict(), indent=1, default=str))
+                # the lock file stays until the folder is renamed into place, so a temporary folder of a
+                # killed writer is always told from a live one by its lock (and removed at once by the next
+                # writer), never only by its age; it is no artifact (not in the manifest) and goes right after
                 os.rename(tmp, folder / version)
+                (folder / version / WRITING).unlink(missing_ok=True)
             return man
         finally:
             if tmp.exists():
@@ -355,11 +367,11 @@ class ModelRegistry:
                                     "restore it from a backup or retrain; versions are immutable.", p)
 
     # -- aliases ------------------------------------------------------------------------------
-    def _move_alias(self, kind: str, name: str, alias: str, version: str | None, action: str) -> dict:
+    def _move_alias(self, kind: str, name: str, alias: str, version: str | None, action: str, by: str = "") -> dict:
         folder = self._model_dir(kind, name)
         al = self.aliases(kind, name)
         entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "alias": alias, "version": version,
-                 "previous": al.get(alias), "action": action}
+                 "previous": al.get(alias), "action": action, "by": by}
         if version is None:
             al.pop(alias, None)
         else:
@@ -371,14 +383,21 @@ class ModelRegistry:
             f.write(json.dumps(entry) + "\n")
         return entry
 
-    def promote(self, ref: str, alias: str = DEFAULT_ALIAS) -> dict:
+    def promote(self, ref: str, alias: str = DEFAULT_ALIAS, *, actor) -> dict:
         """Point ``alias`` of a model at the version ``ref`` names (``kind/name@version``); the
-        move is recorded in the alias history. Returns the history entry.
+        move is recorded in the alias history and the audit log. Returns the history entry.
+
+        Args:
+            actor: who promotes (:class:`~pathviz.auth.policy.Actor`; needs ``models.manage``).
 
         Raises:
+            PermissionDeniedError: the actor may not manage models.
             RegistryError: no explicit version in ``ref``, unknown version, invalid alias, or a
                 tampered version (promotion verifies the files).
         """
+        from pathviz.auth.policy import require
+
+        require(actor, "models.manage", "promote model versions")
         kind, name, tag = parse_ref(ref)
         if not _NAME.match(alias) or alias.startswith("v") and alias[1:].isdigit():
             raise RegistryError(f"Invalid alias {alias!r}.", "use a word such as production or candidate.")
@@ -387,15 +406,30 @@ class ModelRegistry:
         man = self.get(ref)
         self.verify(man)
         with self._lock(kind, name):
-            return self._move_alias(kind, name, alias, man.version, "promote")
+            entry = self._move_alias(kind, name, alias, man.version, "promote", actor.username)
+        self._audit(actor, "model.promoted", kind, name, entry)
+        return entry
 
-    def rollback(self, kind_name: str, alias: str = DEFAULT_ALIAS) -> dict:
+    def _audit(self, actor, action: str, kind: str, name: str, entry: dict) -> None:
+        if self.audit is not None:
+            self.audit.record(actor, action, "model", f"{kind}/{name}",
+                              {"alias": entry["alias"], "version": entry["version"], "previous": entry["previous"]})
+
+    def rollback(self, kind_name: str, alias: str = DEFAULT_ALIAS, *, actor) -> dict:
         """Move ``alias`` back to the version it pointed at before its latest promotion (the
-        history is kept: a rollback is itself an entry). Returns the history entry.
+        history is kept: a rollback is itself an entry, also in the audit log). Returns the
+        history entry.
+
+        Args:
+            actor: who rolls back (needs ``models.manage``).
 
         Raises:
+            PermissionDeniedError: the actor may not manage models.
             RegistryError: the alias has no earlier holder to return to.
         """
+        from pathviz.auth.policy import require
+
+        require(actor, "models.manage", "roll back model versions")
         kind, name, _ = parse_ref(kind_name)
         with self._lock(kind, name):
             current = self.aliases(kind, name).get(alias)
@@ -409,7 +443,9 @@ class ModelRegistry:
             if current is None or target is None:
                 raise RegistryError(f"{kind}/{name}: alias {alias!r} has no earlier version to roll back to.",
                                     f"promote a version instead (pathviz models promote {kind}/{name}@vNNNN).")
-            return self._move_alias(kind, name, alias, target, "rollback")
+            entry = self._move_alias(kind, name, alias, target, "rollback", actor.username)
+        self._audit(actor, "model.rolled_back", kind, name, entry)
+        return entry
 
 
 #: Which pages use the chosen version of each kind (shown on the admin page).
@@ -429,6 +465,36 @@ def chosen_layer_tags(registry: "ModelRegistry", kind: str = "pagenet") -> set[s
     """Layer tags of the chosen version of every ``kind`` model: the viewer shows only model layers
     carrying one of them (:meth:`pathviz.store.workspace.Workspace.layer_names`)."""
     return set(chosen_layer_refs(registry, kind))
+
+
+def _portable_paths(root: Path) -> Callable:
+    """A function that rewrites every string in a JSON-like value so it names no absolute path of
+    this machine: the registry folder and its workspace (when the registry is ``<home>/models``)
+    become relative names, the user's home directory ``~``. Manifests travel with their version
+    (backups, exports, another server), so they carry names, not this machine's layout."""
+    prefixes = []
+    for base, repl in ((Path(root), ""), (Path(root).parent if Path(root).name == "models" else None, ""),
+                       (Path.home(), "~/")):
+        if base is None:
+            continue
+        for form in {str(base), str(base.resolve())}:
+            if form not in ("", "/"):
+                prefixes.append((form.rstrip("/"), repl))
+    prefixes.sort(key=lambda p: -len(p[0]))  # the longest (most specific) prefix first
+    patterns = [(re.compile(re.escape(prefix) + r"(/|(?![\w.-]))"), repl) for prefix, repl in prefixes]
+
+    def fix(value):
+        if isinstance(value, str):
+            for pattern, repl in patterns:
+                value = pattern.sub(lambda m, r=repl: r if m.group(1) else (r.rstrip("/") or "."), value)
+            return value
+        if isinstance(value, dict):
+            return {fix(k) if isinstance(k, str) else k: fix(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [fix(v) for v in value]
+        return value
+
+    return fix
 
 
 def _remove_dead_writers(folder: Path, grace_s: float = 60.0) -> None:

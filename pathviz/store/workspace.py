@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from pathviz.auth.policy import require
 from pathviz.errors import PathVizError, WorkspaceError
 from pathviz.layers.score import ScoreLayer
 from pathviz.layers.stain import stain_density_layers, tissue_fraction_layer
@@ -64,6 +65,29 @@ class Workspace:
                 self.home,
             ) from exc
         self.db = Database(self.settings.database_url)
+        self._accounts = None
+
+    # -- accounts, audit, registry ----------------------------------------------------------------
+    @property
+    def accounts(self):
+        """The workspace's :class:`~pathviz.auth.accounts.Accounts` (one per workspace object: its
+        session cache is shared by the pages and the app's routes)."""
+        if self._accounts is None:
+            from pathviz.auth.accounts import Accounts
+
+            self._accounts = Accounts(self.db)
+        return self._accounts
+
+    @property
+    def audit(self):
+        """The workspace's :class:`~pathviz.auth.audit.AuditLog`."""
+        return self.accounts.audit
+
+    def registry(self):
+        """The model registry of this workspace, recording alias moves in the audit log."""
+        from pathviz.store.registry import ModelRegistry
+
+        return ModelRegistry(self.models_dir, audit=self.audit)
 
     # -- paths ----------------------------------------------------------------------------
     @property
@@ -99,16 +123,21 @@ class Workspace:
         return resolved
 
     # -- slides ---------------------------------------------------------------------------
-    def add_slide_from_ui(self, path: str | Path, mpp: float | None = None) -> SlideRecord:
+    def add_slide_from_ui(self, actor, path: str | Path, mpp: float | None = None) -> SlideRecord:
         """Register, in place, a slide a web user names by path: only files inside the workspace or
         ``PATHVIZ_SLIDE_ROOTS`` (:meth:`allowed_roots`) are accepted, and every path that is not
         allowed or does not exist gets the same error, so the page tells nothing about the rest of
         the server's files. (The CLI, run by someone with shell access, may still ``--copy``.)
 
+        Args:
+            actor: who adds it (needs ``slides.manage``); audited as ``slide.added``.
+
         Raises:
+            PermissionDeniedError: the actor may not manage slides.
             WorkspaceError: not allowed or not found (one message for both), already registered.
             SlideError / MissingMppError / SlideTooLargeError: an allowed file that is not a usable slide.
         """
+        require(actor, "slides.manage", "add slides")
         refused = WorkspaceError(f"{str(path).strip() or '(empty path)'} is not allowed or not found.",
                                  "choose a file inside the workspace or a folder of PATHVIZ_SLIDE_ROOTS (listed on "
                                  "this page), or upload the file.")
@@ -119,22 +148,27 @@ class Workspace:
                 raise refused
         except (OSError, RuntimeError, ValueError):
             raise refused from None
-        return self.add_slide(src, mpp=mpp)
+        rec = self.add_slide(src, mpp=mpp, added_by=actor.username)
+        self.audit.record(actor, "slide.added", "slide", rec.slide_id, {"how": "path", "mpp": rec.mpp})
+        return rec
 
-    def add_uploaded_slide(self, filename: str, data: bytes, mpp: float | None = None,
+    def add_uploaded_slide(self, actor, filename: str, data: bytes, mpp: float | None = None,
                            max_bytes: int = 2 * 1024**3) -> SlideRecord:
         """Register a slide uploaded through the browser: written straight into ``slides/`` (under a
         safe, unique name, through a temporary file), then validated and registered in place; a
         file that is not a usable slide is removed again.
 
         Args:
+            actor: who uploads (needs ``slides.manage``); audited as ``slide.added``.
             filename: the uploaded file's name (only its suffix and a sanitised stem are used).
             data: the file's bytes; max_bytes: size limit (default 2 GiB).
 
         Raises:
+            PermissionDeniedError: the actor may not manage slides.
             WorkspaceError: too large, or not a slide format by its suffix.
             SlideError / MissingMppError / SlideTooLargeError: not a usable slide (nothing is kept).
         """
+        require(actor, "slides.manage", "upload slides")
         if len(data) > max_bytes:
             raise WorkspaceError(f"{filename} is {len(data) / 1e6:.0f} MB; uploads are limited to {max_bytes / 1e6:.0f} MB.",
                                  "put large slides under PATHVIZ_SLIDE_ROOTS and add them by path.")
@@ -151,10 +185,12 @@ class Workspace:
             tmp.unlink(missing_ok=True)
             raise WorkspaceError(f"Saving the upload {filename} failed ({exc.strerror or exc}).", "check free disk space.") from exc
         try:
-            return self.add_slide(target, mpp=mpp, name=Path(filename).name)
+            rec = self.add_slide(target, mpp=mpp, name=Path(filename).name, added_by=actor.username)
         except Exception:
             target.unlink(missing_ok=True)
             raise
+        self.audit.record(actor, "slide.added", "slide", rec.slide_id, {"how": "upload", "bytes": len(data), "mpp": rec.mpp})
+        return rec
 
     def add_slide(
         self,
@@ -163,6 +199,7 @@ class Workspace:
         name: str | None = None,
         copy: bool = False,
         source: str = "user",
+        added_by: str = "",
     ) -> SlideRecord:
         """Register a slide: validate it, optionally copy it into ``slides/``, record it.
 
@@ -173,14 +210,25 @@ class Workspace:
             copy: copy the file into the workspace instead of registering it in place
                 (required for files outside the allowed roots).
             source: ``"user"`` or ``"demo"``.
+            added_by: the username recorded on the row (the page's and CLI's callers audit the addition).
+
+        Validation decodes a sample of tiles at every pyramid level
+        (:func:`~pathviz.slide.integrity.check_pyramid`): a level where every sampled tile fails is
+        refused; isolated corrupt tiles are stored in ``derived/<slide_id>/integrity.json`` and
+        returned by :meth:`integrity`. The file's content hash (:func:`content_sha256`, computed
+        before any copy) is stored on the record and must not match an already registered slide.
 
         Returns:
-            The stored :class:`SlideRecord`.
+            The stored :class:`SlideRecord` (``content_sha256`` set).
 
         Raises:
-            SlideError / MissingMppError / SlideTooLargeError: the file is not a usable slide.
-            WorkspaceError: outside the allowed roots, already registered, or copy failed.
+            SlideError / MissingMppError / SlideTooLargeError: the file is not a usable slide
+                (including a pyramid level that cannot be decoded at all).
+            WorkspaceError: outside the allowed roots, already registered (same path, or same
+                content under another path), or copy failed.
         """
+        from pathviz.slide.integrity import check_pyramid
+
         src = Path(path).expanduser().resolve()
         suffix = src.suffix.lower()
         if suffix and suffix not in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES:
@@ -193,6 +241,7 @@ class Workspace:
             src = self.check_allowed(src)
         with open_slide(src, mpp=mpp) as slide:  # validates before anything is written
             info = slide.info()
+            corrupt = check_pyramid(slide)  # raises SlideError on a level that cannot be decoded at all
         existing = self.db.find_slide_by_path(str(src))
         if existing is not None:
             raise WorkspaceError(
@@ -200,15 +249,27 @@ class Workspace:
                 "open that slide instead.",
                 src,
             )
+        if copy and suffix == ".mrxs":
+            raise WorkspaceError(
+                f"{src} is a MIRAX slide whose pixels live in a sibling folder; it cannot be copied as one file.",
+                "put the .mrxs and its folder under PATHVIZ_SLIDE_ROOTS and add it without --copy.",
+                src,
+            )
+        try:
+            digest = content_sha256(src)
+        except OSError as exc:
+            raise WorkspaceError(f"Reading {src} to compute its content hash failed ({exc.strerror or exc}).",
+                                 "check that the file (and a MIRAX slide's folder) is readable.", src) from exc
+        same = self.db.find_slide_by_hash(digest)
+        if same is not None:
+            raise WorkspaceError(
+                f"{src.name} has the same content as slide {same.slide_id!r} (already registered).",
+                f"open slide {same.slide_id!r} instead (pathviz slide list); the same bytes give the same analysis.",
+                src,
+            )
         target = src
         created: Path | None = None
         if copy:
-            if suffix == ".mrxs":
-                raise WorkspaceError(
-                    f"{src} is a MIRAX slide whose pixels live in a sibling folder; it cannot be copied as one file.",
-                    "put the .mrxs and its folder under PATHVIZ_SLIDE_ROOTS and add it without --copy.",
-                    src,
-                )
             target = _unique_path(self.slides_dir / _safe_filename(src.name))
             tmp = target.with_name(target.name + ".partial")
             try:
@@ -228,13 +289,44 @@ class Workspace:
             height=info.height,
             vendor=info.vendor,
             source=source,
+            content_sha256=digest,
+            added_by=added_by,
         )
         try:
-            return self.db.add_slide(record)
+            record = self.db.add_slide(record)
         except PathVizError:
             if created is not None:
                 created.unlink(missing_ok=True)
             raise
+        self._record_integrity(record.slide_id, corrupt, replace=lambda r: True)
+        return record
+
+    # -- reviews -------------------------------------------------------------------------------
+    def save_review(self, actor, slide_id: str, layer: str, grid_key: str, rect: tuple[int, int, int, int],
+                    verdict: str | None, comment: str = "", score: float | None = None):
+        """Record the logged-in pathologist's verdict on a patch (the reviewer is the actor, never
+        a typed name); audited as ``review.saved`` (the comment's length, not its text).
+
+        Args: as :meth:`pathviz.store.db.Database.add_review`, with ``actor`` (needs ``reviews.write``).
+
+        Raises:
+            PermissionDeniedError: the actor may not write reviews. PathVizError / WorkspaceError:
+            as ``Database.add_review``.
+        """
+        require(actor, "reviews.write", "save reviews")
+        row = self.db.add_review(slide_id, layer, grid_key, rect, verdict, actor.username, comment, score)
+        self.audit.record(actor, "review.saved", "slide", slide_id, {"layer": layer, "rect": list(rect), "verdict": verdict,
+                                                                     "review_id": row.id, "comment_chars": len(comment or "")})
+        return row
+
+    def record_export(self, actor, slide_id: str, fmt: str, rows: int) -> None:
+        """Audit a download of a slide's flagged patches and reviews (``export.downloaded``).
+
+        Raises:
+            PermissionDeniedError: the actor may not export reviews.
+        """
+        require(actor, "reviews.export", "export reviews")
+        self.audit.record(actor, "export.downloaded", "slide", slide_id, {"format": fmt, "rows": int(rows)})
 
     def slides(self) -> list[SlideRecord]:
         """Registered slides, oldest first."""
@@ -258,6 +350,16 @@ class Workspace:
         """Compute (or reuse) the tissue mask, the tile grid and the first score layers
         (tissue fraction, haematoxylin and eosin density) of a slide; make this grid the
         slide's default. Returns the grid.
+
+        Patches whose pixels cannot be decoded (corrupt regions of the file) are skipped: their
+        stain scores are NaN, they are recorded in ``derived/<slide_id>/integrity.json``
+        (``found_by="analysis"``, replacing those of an earlier analysis of the same grid) and
+        named in the final progress message; read them back with
+        ``integrity(slide_id, found_by="analysis", grid_key=grid.key)``.
+
+        Raises:
+            SlideError: the slide cannot be read at all, or its thumbnail (tissue mask) cannot be
+                decoded at any level; EmptyTissueMaskError: no tissue; WorkspaceError: unknown slide.
         """
         report = progress or (lambda f, m: None)
         key = grid_key(mpp, patch_size)
@@ -276,11 +378,14 @@ class Workspace:
             grid = tile_grid(slide, mask, mpp=mpp, patch_size=patch_size, min_tissue=min_tissue)
             grid.save(ddir / f"grid_{key}.npz")
             self.save_layer(slide_id, tissue_fraction_layer(grid))
-            h, e = stain_density_layers(slide, grid, progress=lambda f: report(0.25 + 0.75 * f, "stain densities"))
+            skipped: list = []
+            h, e = stain_density_layers(slide, grid, progress=lambda f: report(0.25 + 0.75 * f, "stain densities"),
+                                        skipped=skipped)
             self.save_layer(slide_id, h)
             self.save_layer(slide_id, e)
+        self._record_integrity(slide_id, skipped, replace=lambda r: r.found_by == "analysis" and r.grid_key == key)
         self._set_default_grid(slide_id, key)
-        report(1.0, "done")
+        report(1.0, "done" if not skipped else f"done; {skipped_summary(skipped)}")
         return grid
 
     def default_grid_key(self, slide_id: str) -> str | None:
@@ -363,6 +468,46 @@ class Workspace:
             )
         return ScoreLayer.load(path)
 
+    # -- integrity: corrupt regions found at registration and analysis -------------------------
+    def integrity(self, slide_id: str, found_by: str | None = None, grid_key: str | None = None) -> list:
+        """Corrupt regions recorded for a slide (``derived/<slide_id>/integrity.json``).
+
+        Args:
+            slide_id: a slide id (an unknown or never-checked one has none).
+            found_by: keep only ``"registration"`` (tiles sampled by
+                :func:`~pathviz.slide.integrity.check_pyramid`) or ``"analysis"`` (skipped patches).
+            grid_key: keep only skipped patches of this tile grid.
+
+        Returns:
+            ``list[CorruptRegion]`` (level, level-0 ``rect`` in pixels, error text, ...), in the
+            order found; empty when none were found.
+
+        Raises:
+            WorkspaceError: the file exists but is not a readable integrity record.
+        """
+        path = self.derived_dir(slide_id) / "integrity.json"
+        try:
+            regions = _load_integrity(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise WorkspaceError(f"The integrity record {path} cannot be read ({exc}).",
+                                 "delete it and analyse the slide again (it is rebuilt).", path) from exc
+        return [r for r in regions
+                if (found_by is None or r.found_by == found_by) and (grid_key is None or r.grid_key == grid_key)]
+
+    def _record_integrity(self, slide_id: str, regions: list, replace: Callable) -> None:
+        """Merge ``regions`` into the slide's integrity record, dropping stored ones for which
+        ``replace(region)`` is true (an unreadable record is started afresh)."""
+        path = self.derived_dir(slide_id) / "integrity.json"
+        try:
+            kept = [r for r in _load_integrity(path) if not replace(r)]
+        except (OSError, ValueError, KeyError, TypeError):
+            kept = []
+        merged = kept + [r for r in regions if r not in kept]
+        if not merged and not path.exists():
+            return
+        payload = {"slide_id": slide_id, "regions": [r.to_dict() for r in merged]}
+        _atomic_write_text(path, json.dumps(payload, indent=1))
+
 
 _MODEL_LAYER = re.compile(r"^(?P<base>[a-z0-9_]+)-m(?P<tag>[0-9a-f]{6,32})$")
 
@@ -402,9 +547,9 @@ def load_mask(path: Path) -> TissueMask:
 
 
 def _slide_id(path: Path, home: Path) -> str:
-    stem = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "slide"
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:6]
-    return f"{stem}-{digest}"
+    """An opaque, stable id (``slide-`` + 12 hex of the path's SHA-256): never the file name, which
+    often carries a patient identifier, so ids are safe in URLs, logs and exports."""
+    return "slide-" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
 
 
 def _safe_filename(name: str) -> str:
@@ -433,3 +578,51 @@ def read_patch_image(workspace: Workspace, slide_id: str, rect: tuple[int, int, 
     x, y, w, h = rect
     with workspace.open(slide_id) as slide:
         return slide.read_patch(x, y, float(max(w, h)), out_size)
+
+
+def _load_integrity(path: Path) -> list:
+    """Regions stored by :meth:`Workspace._record_integrity` (empty if the file is absent)."""
+    from pathviz.slide.integrity import CorruptRegion
+
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return [CorruptRegion.from_dict(d) for d in data["regions"]]
+
+
+def skipped_summary(regions: list, limit: int = 5) -> str:
+    """``"N patches skipped (corrupt regions): patch 3 (level 2 x=0 y=0 256x256), ..."`` for
+    skipped-patch regions (at most ``limit`` named, then ``and K more``)."""
+    n = len(regions)
+    named = ", ".join(r.describe() for r in regions[:limit])
+    more = f", and {n - limit} more" if n > limit else ""
+    return f"{n} patch{'es' if n != 1 else ''} skipped (corrupt regions): {named}{more}"
+
+
+def content_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a slide's content, read in ``chunk``-byte (1 MiB) pieces.
+
+    A single-file slide hashes its bytes exactly (``sha256sum`` gives the same). A MIRAX ``.mrxs``
+    hashes the index file, then every file of its sibling folder (same stem) in sorted order, each
+    preceded by its path relative to that folder, so a renamed copy of the slide and its folder
+    hashes the same.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    path = Path(path)
+    h = hashlib.sha256()
+
+    def feed(p: Path) -> None:
+        with open(p, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+
+    feed(path)
+    if path.suffix.lower() == ".mrxs":
+        folder = path.with_suffix("")
+        if folder.is_dir():
+            for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+                h.update(b"\0" + f.relative_to(folder).as_posix().encode() + b"\0")
+                feed(f)
+    return h.hexdigest()

@@ -17,10 +17,10 @@ match a strict pattern (slide ids and layer names: lowercase letters, digits, ``
 bounds: decimal numbers; colour maps: a name or ``solid:#RRGGBB``), and no request ever names a
 file (a slide id is looked up in the workspace's database). Refusals:
 404 for an unknown slide, layer or tile address (the body never lists other slide ids), 400 for a
-malformed layer, colour map or value range, 403 when :func:`authorize` refuses.
-
-Every tile route calls :func:`authorize` first: the place where the accounts issue's session check
-goes. Rendering a tile (OpenSlide read, JPEG/PNG encoding) runs in Starlette's worker threads, never
+malformed layer, colour map or value range; 401 without a logged-in session and 403 for a user
+whose roles do not include viewing slides (:func:`authorize`, called first by every tile route,
+before any slide id is looked up); 503 with ``Retry-After`` when every rendering slot stayed busy for
+:data:`RENDER_QUEUE_TIMEOUT_S` (at most :data:`MAX_RENDERS` tiles render at once). Rendering a tile (OpenSlide read, JPEG/PNG encoding) runs in Starlette's worker threads, never
 on the event loop; a tile found in the tile cache is answered directly.
 
 :class:`TcpNoDelayMiddleware` (also in ``app.py``'s App) turns Nagle's algorithm off on the app's
@@ -29,13 +29,16 @@ connections; without it every keep-alive tile response waits ~40 ms (see its doc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import math
 import re
 import socket
 from collections.abc import Callable
 from functools import wraps
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -46,6 +49,9 @@ from starlette.routing import BaseRoute, Route
 from pathviz.errors import PathVizError, SlideError, WorkspaceError
 from pathviz.viewer.tiles import TileService
 
+if TYPE_CHECKING:
+    from pathviz.auth.accounts import Accounts
+
 _LOG = logging.getLogger(__name__)
 
 #: Path segment, under the app's base URL, of the tile routes.
@@ -53,6 +59,11 @@ TILES_PATH = "tiles"
 #: Tiles may be cached by the browser for an hour; ``private``: only by the browser, never by a
 #: shared proxy, since tiles are per-user data once :func:`authorize` checks sessions.
 TILE_CACHE_CONTROL = "private, max-age=3600"
+
+#: Tiles rendered at once per app (threads reading OpenSlide and encoding), and how long an
+#: uncached request may wait for a slot before a 503 (bounded request handling).
+MAX_RENDERS = max(4, 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 8)
+RENDER_QUEUE_TIMEOUT_S = 15.0
 
 _SLIDE_ID = re.compile(r"[a-z0-9\-]{1,64}")
 _LAYER = re.compile(r"[a-z0-9_\-]{1,64}")
@@ -94,26 +105,36 @@ class TcpNoDelayMiddleware:
         await self.app(scope, receive, send)
 
 
-def authorize(request: Request, slide_id: str | None) -> None:
-    """Decide whether ``request`` may read the tiles of ``slide_id``; every tile route calls it first.
+async def authorize(request: Request, slide_id: str | None, accounts: Callable[[], "Accounts"]) -> None:
+    """Let ``request`` read the tiles of ``slide_id`` only for a logged-in user allowed to view slides.
 
-    This is where the accounts issue's session check goes: read the user from the request
-    (``request.session``, Streamlit's signed session cookie that ``st.login`` also uses, or
-    ``request.cookies``) and raise ``HTTPException(403)`` when that user may not see the slide.
-
-    Today PathViz has no accounts, so every request that reaches the app is allowed: whoever can
-    open the dashboard can read its tiles, exactly as they can see its pages. Until accounts land,
-    restrict who reaches the app (bind it to localhost, or put an authenticating reverse proxy in
-    front of it); the tile routes need no separate rule, as they share the app's host and port.
+    The user is the one :class:`~pathviz.auth.web.LoginGateMiddleware` put in the request's scope,
+    or, where the routes run without the gate, the one of the request's session cookie
+    (:data:`~pathviz.auth.web.COOKIE`) checked against ``accounts``. Every tile route calls this
+    first, before the slide id is looked up, so a refused request learns nothing about which
+    slides exist.
 
     Args:
         request: the tile request.
         slide_id: the (well-formed) slide id asked for; None for service-wide data (``/stats``).
+        accounts: returns the workspace's :class:`~pathviz.auth.accounts.Accounts`.
 
     Raises:
-        HTTPException: status 403 when the request may not read the slide (never raised today).
+        HTTPException: 401 ``Log in first.`` without a live session; 403 ``Not allowed.`` when the
+            user's roles do not include viewing slides (``slides.view``: pathologist, admin).
     """
-    return None
+    from pathviz.auth.web import COOKIE, SCOPE_ACTOR
+
+    actor = request.scope.get(SCOPE_ACTOR)
+    if actor is None:
+        token = request.cookies.get(COOKIE)
+        if token:
+            acc = accounts()
+            actor = acc.cached_actor(token) or await run_in_threadpool(acc.session_actor, token)
+    if actor is None:
+        raise HTTPException(401, "Log in first.")
+    if not actor.can("slides.view"):
+        raise HTTPException(403, "Not allowed.")
 
 
 def _refuse(status: int, what: str, fix: str) -> PlainTextResponse:
@@ -134,7 +155,10 @@ def _endpoint(fn):
         try:
             return await fn(request)
         except _Refused as exc:
-            return _refuse(exc.status, exc.what, exc.fix)
+            resp = _refuse(exc.status, exc.what, exc.fix)
+            if exc.status == 503:
+                resp.headers["Retry-After"] = "1"
+            return resp
         except HTTPException as exc:
             return PlainTextResponse(str(exc.detail), status_code=exc.status_code,
                                      headers={"Cache-Control": "no-store", **(exc.headers or {})})
@@ -174,20 +198,22 @@ def _render(fn: Callable[..., bytes | str], slide_id: str, *args) -> bytes | str
     """Call the tile service (in a worker thread); its errors become refusals that name no other slide."""
     try:
         return fn(slide_id, *args)
-    except SlideError:
-        _LOG.exception("slide %s could not be read", slide_id)
+    except SlideError as exc:  # the message names the file (maybe a patient identifier): the log gets the type only
+        _LOG.error("slide %s could not be read (%s)", slide_id, type(exc).__name__)
         raise _Refused(500, f"Slide {slide_id!r} could not be read.", "check the slide file on the Workspace page.") from None
     except WorkspaceError as exc:  # unknown slide or layer; .message never lists other ids, .fix might
         raise _Refused(404, exc.message, "use a slide and layer the dashboard lists for this workspace.") from None
     except ValueError:  # level or tile address outside the pyramid
         raise _Refused(404, "No such tile.", "ask for a level and tile address inside the slide's DZI pyramid.") from None
     except PathVizError as exc:  # unknown colour map, bad value range, or an unreadable stored layer
-        _LOG.warning("tile request for %s refused: %s", slide_id, exc)  # details (file paths) stay in the server log
+        _LOG.warning("tile request for %s refused (%s)", slide_id, type(exc).__name__)  # no file paths in the log
         raise _Refused(400, "The tile cannot be drawn with these parameters.", "check the colour map, value range and "
                        "layer, or re-analyse the slide on the Workspace page.") from None
 
 
-def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | None = None) -> list[BaseRoute]:
+def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | None = None,
+                accounts: Callable[[], "Accounts"] | None = None, max_renders: int = MAX_RENDERS,
+                queue_timeout_s: float = RENDER_QUEUE_TIMEOUT_S) -> list[BaseRoute]:
     """The viewer's tile routes, for ``st.App(..., routes=tile_routes(...))`` or any Starlette app.
 
     Args:
@@ -197,14 +223,33 @@ def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | No
         service: returns the tile service to read (called per request). Default: the process-wide
             service of ``PATHVIZ_HOME`` that the pages share (:func:`pathviz.viewer.shared.tile_service`),
             created on first use.
+        accounts: returns the accounts that session cookies are checked against (default: the
+            served workspace's, ``service().workspace.accounts``).
+        max_renders: tiles rendered at once (OpenSlide reads and encoding in worker threads);
+            further uncached requests wait for a slot.
+        queue_timeout_s: a request that waited this long for a slot is answered 503 with
+            ``Retry-After: 1`` instead of queueing without bound (cached tiles never wait).
 
     Returns:
         Starlette routes (GET and HEAD) of the URL scheme in this module's docstring.
     """
     if service is None:
         from pathviz.viewer.shared import tile_service as service
+    get_accounts = accounts or (lambda: service().workspace.accounts)
     base = base_url_path.strip("/")
     prefix = (f"/{base}" if base else "") + f"/{TILES_PATH}"
+    slots = asyncio.Semaphore(max_renders)
+
+    async def render(fn: Callable[..., bytes | str], sid: str, *args) -> bytes | str:
+        try:
+            await asyncio.wait_for(slots.acquire(), queue_timeout_s)
+        except asyncio.TimeoutError:
+            raise _Refused(503, "The tile server is busy.", "retry in a moment (the viewer does so by itself).") from None
+        try:
+            return await run_in_threadpool(_render, fn, sid, *args)
+        finally:
+            slots.release()
+
     tile_headers = {"Cache-Control": TILE_CACHE_CONTROL}
 
     async def health(request: Request) -> Response:
@@ -212,43 +257,43 @@ def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | No
 
     @_endpoint
     async def stats(request: Request) -> Response:
-        authorize(request, None)
+        await authorize(request, None, get_accounts)
         svc = service()
         body = {"tiles_served": svc.tiles_served, "cache_hits": svc.cache.hits, "cache_misses": svc.cache.misses}
         return Response(json.dumps(body), media_type="application/json", headers={"Cache-Control": "no-store"})
 
     @_endpoint
     async def slide_dzi(request: Request) -> Response:
+        await authorize(request, None, get_accounts)
         sid = _slide_id(request.path_params["slide_id"])
-        authorize(request, sid)
         svc = service()
-        xml = await run_in_threadpool(_render, svc.slide_dzi, sid)
+        xml = await render(svc.slide_dzi, sid)
         return Response(xml, media_type="application/xml", headers={"Cache-Control": "no-store"})
 
     @_endpoint
     async def slide_tile(request: Request) -> Response:
         p = request.path_params
+        await authorize(request, None, get_accounts)
         sid = _slide_id(p["slide_id"])
-        authorize(request, sid)
         svc = service()
         addr = (p["level"], p["col"], p["row"])
         data = svc.cached_slide_tile(sid, *addr)
         if data is None:
-            data = await run_in_threadpool(_render, svc.slide_tile, sid, *addr)
+            data = await render(svc.slide_tile, sid, *addr)
         return Response(data, media_type="image/jpeg", headers=tile_headers)
 
     @_endpoint
     async def overlay_tile(request: Request) -> Response:
         p = request.path_params
+        await authorize(request, None, get_accounts)
         sid = _slide_id(p["slide_id"])
         layer, cmap = _name(p["layer"], "layer"), _cmap(p["cmap"])
         vmin, vmax = _value(p["vmin"], "the minimum"), _value(p["vmax"], "the maximum")
-        authorize(request, sid)
         svc = service()
         args = (layer, p["level"], p["col"], p["row"], cmap, vmin, vmax)
         data = svc.cached_overlay_tile(sid, *args)
         if data is None:
-            data = await run_in_threadpool(_render, svc.overlay_tile, sid, *args)
+            data = await render(svc.overlay_tile, sid, *args)
         return Response(data, media_type="image/png", headers=tile_headers)
 
     tile = "{level:int}/{col:int}_{row:int}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -32,6 +33,15 @@ TILE_SIZE = 256
 JPEG_QUALITY = 85
 #: Pseudo-layer name of the tissue mask overlay.
 MASK_LAYER = "tissue_mask"
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s:;,'\"()\[\]]*[\\/][^\s:;,'\"()\[\]]*|[^\s:;,'\"()\[\]/\\]+\.(?:svs|tiff?|ndpi|vms|vmu|scn|mrxs|bif|svslide|dcm|jpe?g|png)\b",
+                   re.IGNORECASE)
+
+
+def _without_paths(text: str) -> str:
+    """``text`` with file paths and slide file names replaced by ``<file>`` (for log lines)."""
+    return _PATH.sub("<file>", text)
 
 
 class LRUBytes:
@@ -152,7 +162,10 @@ class TileService:
                 # OpenSlide's errors are sticky: this handle would fail every later read too. Drop
                 # it (the next request reopens the file) so one corrupt region costs one tile.
                 self._drop_handle(slide_id)
-                _LOG.warning("slide %s: tile %s/%s_%s could not be decoded: %s", slide_id, level, col, row, exc)
+                # the reason without file names (OpenSlide/libtiff messages may quote the slide's path,
+                # which carries the original, often patient-identifying, file name): the slide id names it
+                _LOG.warning("slide %s: tile %s/%s_%s could not be decoded: %s", slide_id, level, col, row,
+                             _without_paths(str(exc)))
                 raise SlideError(f"Tile {level}/{col}_{row} of slide {slide_id!r} could not be decoded: the slide file has "
                                  "a corrupt region.", "the other tiles are still served; re-scan or re-copy the slide.") from exc
             buf = io.BytesIO()

@@ -58,3 +58,28 @@ def test_database_password_is_never_shown():
     assert safe_database_url("postgresql://ana:s3cret@db.example/pathviz") == "postgresql://ana:***@db.example/pathviz"
     assert safe_database_url("sqlite:////data/pathviz.db") == "sqlite:////data/pathviz.db"
     assert "s3cret" not in safe_database_url("mysql+pymysql://u:s3cret@h/x?charset=utf8")
+
+
+def test_tile_rendering_is_bounded_and_overflow_gets_503(monkeypatch):
+    """At most ``max_renders`` tiles render at once; a request that cannot get a slot within the
+    queue timeout is answered 503 + Retry-After instead of queueing without bound, and the server
+    keeps answering other requests."""
+    import threading
+
+    from test_tileserver import Server, _SlowService, get, tiles_app
+
+    svc = _SlowService()
+    with Server(tiles_app(service=lambda: svc, max_renders=2, queue_timeout_s=0.5)) as srv:
+        results = []
+        threads = [threading.Thread(target=lambda i=i: results.append(get(srv.port, f"/tiles/slide/abc_files/0/{i}_0.jpeg")))
+                   for i in range(5)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)  # two render (blocked), three waited 0.5 s and were refused
+        assert get(srv.port, "/tiles/health")[0] == 200
+        busy = [r for r in results if r[0] == 503]
+        assert len(busy) == 3 and all(r[1]["retry-after"] == "1" and b"busy" in r[2] for r in busy)
+        svc.release.set()
+        for t in threads:
+            t.join(20)
+        assert sorted(r[0] for r in results) == [200, 200, 503, 503, 503]

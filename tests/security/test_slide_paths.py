@@ -12,6 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from pathviz.errors import PathVizError, WorkspaceError
 
+from pathviz.auth.policy import operator
+
+OPERATOR = operator()
+
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "workspace.py")
 
 
@@ -39,12 +43,12 @@ def test_allowed_paths_and_uploads_register(ws, demo_svs, demo_png):
     inside = ws.home / "incoming" / "cmu.svs"
     inside.parent.mkdir()
     inside.write_bytes(demo_svs.read_bytes())
-    rec = ws.add_slide_from_ui(str(inside))
+    rec = ws.add_slide_from_ui(OPERATOR, str(inside))
     assert rec.path == str(inside.resolve())
-    up = ws.add_uploaded_slide("../../evil name.png", demo_png.read_bytes(), mpp=0.5)
+    up = ws.add_uploaded_slide(OPERATOR, "../../evil name.png", demo_png.read_bytes(), mpp=0.5)
     assert Path(up.path).parent == ws.slides_dir and ".." not in Path(up.path).name and up.mpp == 0.5
     with pytest.raises(PathVizError):
-        ws.add_uploaded_slide("broken.svs", b"garbage" * 100)
+        ws.add_uploaded_slide(OPERATOR, "broken.svs", b"garbage" * 100)
     assert sorted(p.name for p in ws.slides_dir.iterdir()) == [Path(up.path).name]  # the bad upload is not kept
     with pytest.raises(WorkspaceError, match="uploads are limited"):
-        ws.add_uploaded_slide("big.png", b"x" * 2048, mpp=0.5, max_bytes=1024)
+        ws.add_uploaded_slide(OPERATOR, "big.png", b"x" * 2048, mpp=0.5, max_bytes=1024)
