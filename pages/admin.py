@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui.auth import require_page
+from pages.ui.auth import acting, require_page
 from pages.ui.context import workspace
 from pathviz.errors import PathVizError
 from pathviz.jobs.queue import JobQueue, job_kinds
@@ -74,6 +74,9 @@ st.subheader("Jobs")
 
 @st.fragment(run_every=1.5)
 def jobs_panel() -> None:
+    me = acting("jobs.manage")  # a fragment rerun skips the page's own check: the session may have ended
+    if me is None:
+        st.rerun(scope="app")
     active = queue.active()
     for device in {j.device for j in active if j.status == "queued"}:
         ensure_worker(ws.home, device)  # a worker for every queue with waiting jobs
@@ -85,7 +88,7 @@ def jobs_panel() -> None:
             cols[0].markdown(f"**#{job.id} {job.kind}** · {', '.join(f'{k}={v}' for k, v in job.params.items())}")
             cols[0].progress(min(max(job.progress, 0.0), 1.0), f"{job.status}: {job.message}")
             if cols[1].button("Cancel", key=f"adm_cancel_{job.id}"):
-                queue.cancel(job.id, actor=actor)
+                queue.cancel(job.id, actor=me)
                 st.rerun(scope="fragment")
     recent = [j for j in queue.list(limit=15) if j.finished]
     if recent:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui.auth import require_page
+from pages.ui.auth import acting, require_page
 from pages.ui.context import workspace
 from pathviz.cohort import available_cohorts, load_cohort
 from pathviz.errors import PathVizError
@@ -44,9 +44,12 @@ ws = workspace()
 def _add_gmt() -> None:
     """Button callback (runs before the widgets are drawn, so it may select the new library)."""
     upload, path = st.session_state.get("pw_gmt_upload"), st.session_state.get("pw_gmt_path", "").strip()
+    me = acting("pathways.view")
+    if me is None:
+        return
     try:
         added = add_user_gmt(ws, upload.getvalue() if upload is not None else None, upload.name if upload is not None else path,
-                             actor=actor)
+                             actor=me)
         st.session_state["pw_library"] = str(added)
         st.session_state["pw_gmt_error"] = None
     except PathVizError as exc:

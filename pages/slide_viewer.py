@@ -15,7 +15,7 @@ import time
 
 import streamlit as st
 
-from pages.ui.auth import require_page
+from pages.ui.auth import acting, require_page
 from pages.ui.context import VIEWER_TILE_URL, tile_service, workspace
 from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
@@ -61,6 +61,7 @@ if ws.default_grid_key(slide_id) is None:
         bar = st.progress(0.0, "analysing")
         try:
             ws.analyse(slide_id, progress=lambda f, m: bar.progress(min(f, 1.0), m))
+            ws.audit.record(actor, "slide.analysed", "slide", slide_id)
             tile_service().invalidate(slide_id)
             st.rerun()
         except PathVizError as exc:
@@ -185,6 +186,9 @@ def _save(sid: str, lname: str, k: int, verdict: str | None = None) -> None:
     buttons. The patch is the selected rank as it is now (a choice made in the same interaction
     counts); a slide or layer that changed in the same interaction saves nothing.
     """
+    me = acting("reviews.write")  # checked now: the page's check ran before this click
+    if me is None:
+        return
     if (state.get("slide_id"), state.get("layer")) != (sid, lname):
         state["_review_flash"] = ("error", "The slide or layer changed before the review was saved; nothing was saved.")
         return
@@ -198,13 +202,20 @@ def _save(sid: str, lname: str, k: int, verdict: str | None = None) -> None:
     r = hit.iloc[0]
     rect = (int(r.x), int(r.y), int(r.width), int(r.height))
     try:
-        ws.save_review(actor, sid, lname, ws.grid(sid).key, rect, verdict, state.get("comment") or "", float(r.score))
+        ws.save_review(me, sid, lname, ws.grid(sid).key, rect, verdict, state.get("comment") or "", float(r.score))
     except PathVizError as exc:
         state["_review_flash"] = ("error", str(exc))
         return
     state["verdict"] = verdict  # the form now shows what was saved
     state["_review_shown"] = (sid, lname, int(rank))
-    state["_review_flash"] = ("success", f"Saved: {verdict} on patch #{int(rank)} by {actor.username}.")
+    state["_review_flash"] = ("success", f"Saved: {verdict} on patch #{int(rank)} by {me.username}.")
+
+
+def _exported(sid: str, fmt: str, rows: int) -> None:
+    """Download callback: audit the export as the user logged in now."""
+    me = acting("reviews.export")
+    if me is not None:
+        ws.record_export(me, sid, fmt, rows)
 
 
 if table is None:
@@ -325,9 +336,9 @@ if actor.can("reviews.export"):  # each download is audited (export.downloaded)
     c1.download_button(
         "QuPath GeoJSON", json.dumps(to_geojson(table, layer.name, slide_id), indent=1),
         file_name=f"{slide_id}_{layer.name}_flagged.geojson", mime="application/geo+json", key="dl_geojson",
-        on_click=ws.record_export, args=(actor, slide_id, "geojson", len(table)),
+        on_click=_exported, args=(slide_id, "geojson", len(table)),
     )
     c2.download_button(
         "CSV", flagged_csv(table), file_name=f"{slide_id}_{layer.name}_flagged.csv", mime="text/csv", key="dl_csv",
-        on_click=ws.record_export, args=(actor, slide_id, "csv", len(table)),
+        on_click=_exported, args=(slide_id, "csv", len(table)),
     )

@@ -8,7 +8,7 @@ from datetime import datetime, time, timezone
 import pandas as pd
 import streamlit as st
 
-from pages.ui.auth import require_page
+from pages.ui.auth import acting, require_page
 from pages.ui.context import workspace
 from pathviz.auth.audit import rows_csv
 from pathviz.auth.policy import ROLES
@@ -98,7 +98,8 @@ st.text("\n".join(f"{r['at'][:19]}  {r['username']}  {r['action']}  {r['object_t
                   for r in rows[:15]))  # plain text (the newest rows), also for screen readers and tests
 a1, a2 = st.columns(2)
 a1.download_button("Export CSV", rows_csv(rows), file_name="pathviz_audit.csv", mime="text/csv", key="aud_csv",
-                   on_click=lambda n=len(rows): ws.audit.record(actor, "audit.exported", "audit_log", "", {"rows": n}))
+                   on_click=lambda n=len(rows): (me := acting("audit.read")) and ws.audit.record(me, "audit.exported",
+                                                                                             "audit_log", "", {"rows": n}))
 if a2.button("Verify the chain", key="aud_verify"):
     rep = ws.audit.verify()
     if rep.ok:

@@ -197,3 +197,15 @@ def check_pagenet_on_demo(ws) -> None:
     assert not viewer.exception
     assert any(m.label == "Patient's PAGE-Net prognostic index" for m in viewer.metric)
     assert "Activations of the survival-discriminative maps" in texts(viewer)
+
+
+@pytest.mark.parametrize("page", ["dashboard.py", "pages/slide_viewer.py", "pages/patient.py", "pages/pathways.py",
+                                  "pages/admin.py", "pages/workspace.py", "pages/users.py", "pages/account.py"])
+def test_every_page_refuses_without_a_session(demo_ws, page):
+    """A page run without a logged-in session (e.g. opened by its URL) draws nothing but the notice."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("You are not logged in" in w.value for w in at.warning)
+    assert not at.dataframe and not at.selectbox and not at.button and not at.text_input

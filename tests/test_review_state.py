@@ -152,3 +152,21 @@ def test_percentile_scale_edge_cases():
         percentile_scale(np.array([]))
     with pytest.raises(PathVizError, match="0-100"):
         percentile_ticks(np.arange(3.0), (0, 150))
+
+
+def test_a_session_ended_since_the_page_was_drawn_saves_nothing(demo_ws):
+    """Button callbacks run before the page's own login check: a review clicked after the account
+    was disabled (or the session expired, or the user logged out elsewhere) is refused, not saved
+    under the old identity."""
+    from pathviz.auth.policy import operator
+
+    from conftest import make_user
+
+    make_user(demo_ws, "root", ("admin",))  # tester may not be the last admin to disable
+    at = fresh_app().run()
+    at.radio(key="verdict").set_value("agree")
+    demo_ws.accounts.set_active(operator(), "tester", False)
+    at.button(key="save_review").click().run()
+    assert demo_ws.db.reviews(at.session_state["slide_id"]) == []
+    assert any("You are not logged in" in w.value for w in at.warning)
+    assert not [r for r in demo_ws.audit.search(operator(), action="review.saved")]

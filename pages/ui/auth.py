@@ -41,14 +41,15 @@ def session_token() -> str | None:
     if token:
         return token
     try:
-        return st.context.cookies.get(COOKIE)
+        value = st.context.cookies.get(COOKIE)
     except Exception:  # noqa: BLE001 - no request context (bare script run)
         return None
+    return value if isinstance(value, str) and value else None
 
 
 def current_actor() -> Actor | None:
     """The logged-in user of this browser session, or None."""
-    return workspace().accounts.session_actor(session_token())
+    return workspace().accounts.session_actor(session_token(), use_cache=False)  # pages always ask the database
 
 
 def _link(label: str, href: str, testid: str) -> None:
@@ -59,6 +60,7 @@ def require_login() -> Actor:
     """The logged-in user; without one, a short notice with a link to the login form (stops the script)."""
     actor = current_actor()
     if actor is None:
+        st.session_state.pop("_auth_flash", None)
         st.title("PathViz")
         st.warning(f"You are not logged in, or your session has ended (logout, {IDLE_MINUTES:g} minutes without "
                    "activity, or the account was disabled).")
@@ -98,12 +100,27 @@ def require_page(permission: str, title: str) -> Actor:
     if actor.must_change_password:
         password_form(actor, forced=True)
         st.stop()
+    flash = st.session_state.pop("_auth_flash", None)
+    if flash:
+        st.error(flash)
     if not actor.can(permission):
         st.title(title)
         roles = " or ".join(sorted(PERMISSIONS[permission]))
         st.error(f"{title} is for the {roles} role; {actor.username} holds {actor.roles_text or 'no role'}. "
                  "Ask an admin if you need it.")
         st.stop()
+    return actor
+
+
+def acting(permission: str) -> Actor | None:
+    """The user for a button callback or a fragment rerun, checked again now: callbacks run before
+    the page's own :func:`require_page` and fragments rerun without it, so a session that ended
+    (logout, expiry, disabled account, role removed) since the page was drawn must act as nobody.
+    Returns None (and leaves a flash message) when the session or the permission is gone."""
+    actor = current_actor()
+    if actor is None or actor.must_change_password or not actor.can(permission):
+        st.session_state["_auth_flash"] = "Your session has ended or no longer allows this; nothing was done."
+        return None
     return actor
 
 

@@ -35,6 +35,10 @@ def job_progress(ws, job_id: int, done_rerun: bool = True) -> None:
 
     @st.fragment(run_every=1.0)
     def _show() -> None:
+        from pages.ui.auth import current_actor
+
+        if current_actor() is None:  # a fragment rerun skips the page's login check: redo it
+            st.rerun(scope="app")
         job = JobQueue(ws.db, ws.home).get(job_id)
         st.progress(min(max(job.progress, 0.0), 1.0), f"{job.status}: {job.message}")
         if job.status == "queued":

@@ -49,6 +49,8 @@ INITIAL_PASSWORD_FILE = "admin-initial-password.txt"
 LOGIN_REFUSED = "Wrong username or password, or the account is locked or disabled."
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
+#: Names that would pass for PathViz's own actors in the audit log.
+RESERVED_NAMES = frozenset({"system", "unknown", "anonymous"})
 
 
 def _now() -> datetime:
@@ -76,6 +78,8 @@ def check_username(username: str) -> str:
     if not _USERNAME.fullmatch(name):
         raise AuthError(f"Invalid username {username!r}.",
                         "use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    if name in RESERVED_NAMES:
+        raise AuthError(f"The username {name!r} is reserved for PathViz's own actions.", "choose another username.")
     return name
 
 
@@ -270,28 +274,47 @@ class Accounts:
 
     # -- login, sessions -------------------------------------------------------------------
     def _check_password(self, username: str, password: str, client: str) -> User:
-        """The user whose password this is (failures counted, locked out and audited; one message)."""
+        """The user whose password this is; otherwise AuthError (one message), audited.
+
+        Lockout without races: each attempt on an existing, active account is first *reserved*
+        in one ``BEGIN IMMEDIATE`` transaction (refused if locked; else the failure counter goes up
+        and the account locks when it reaches :data:`MAX_FAILED_LOGINS`), and only then is the
+        password verified; a success resets the counter and the lock. So parallel attempts
+        cannot all slip past the lock check, and an attacker gets :data:`MAX_FAILED_LOGINS`
+        guesses per :data:`LOCKOUT_MINUTES`. Unknown and disabled accounts cost the same argon2
+        verification and the same kind of write transaction (no enumeration by timing).
+        """
         name = (username or "").strip().lower()[:64]
-        u = self.db._read(lambda s: s.get(User, name)) if _USERNAME.fullmatch(name) else None
-        now = _now()
+        valid = bool(_USERNAME.fullmatch(name))
+        u = self.db._read(lambda s: s.get(User, name)) if valid else None
         reason = ""
-        if u is None:
-            verify_password(dummy_hash(), password or "")  # same cost as a real check
-            reason = "unknown user"
-        elif not u.active:
+        if u is None or not u.active:
+            self.db.write(lambda s: None)  # same cost as a reservation
             verify_password(dummy_hash(), password or "")
-            reason = "disabled"
-        elif _aware(u.locked_until) and _aware(u.locked_until) > now:
-            verify_password(dummy_hash(), password or "")
-            reason = "locked"
-        elif not verify_password(u.password_hash, password or ""):
-            reason = "wrong password"
-            self._count_failure(name)
+            reason = "unknown user" if u is None else "disabled"
+        else:
+            def reserve(s: Session) -> bool:
+                row = s.get(User, name)
+                now = _now()
+                if _aware(row.locked_until) and _aware(row.locked_until) > now:
+                    return False
+                row.failed_logins = (row.failed_logins or 0) + 1
+                if row.failed_logins >= MAX_FAILED_LOGINS:
+                    row.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
+                    row.failed_logins = 0
+                return True
+
+            if not self.db.write(reserve):
+                verify_password(dummy_hash(), password or "")
+                reason = "locked"
+            elif not verify_password(u.password_hash, password or ""):
+                reason = "wrong password"
         if reason:
-            self.audit.record(name or "(empty)", "login.failed", "user", name, {"reason": reason, "client": client})
+            who = name if valid else "(invalid name)"  # never free text typed by a stranger in the log
+            self.audit.record(who, "login.failed", "user", who, {"reason": reason, "client": client[:64]})
             raise AuthError(LOGIN_REFUSED, f"check the username and password; after {MAX_FAILED_LOGINS} failed attempts "
                             f"an account is locked for {LOCKOUT_MINUTES} minutes; an admin can reset it.")
-        values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        values = {"failed_logins": 0, "locked_until": None, "last_login_at": _now()}
         if needs_rehash(u.password_hash):
             values["password_hash"] = hash_password(password)
         self.db.write(lambda s: s.execute(update(User).where(User.username == name).values(**values)))
@@ -333,16 +356,6 @@ class Accounts:
         self.audit.record(actor, "login", "user", u.username, {"client": client})
         return actor
 
-    def _count_failure(self, name: str) -> None:
-        def count(s: Session) -> None:
-            u = s.get(User, name)
-            u.failed_logins = (u.failed_logins or 0) + 1
-            if u.failed_logins >= MAX_FAILED_LOGINS:
-                u.locked_until = _now() + timedelta(minutes=LOCKOUT_MINUTES)
-                u.failed_logins = 0
-
-        self.db.write(count)
-
     def cached_actor(self, token: str | None) -> Actor | None:
         """The actor of a token checked less than :data:`CACHE_S` seconds ago, else None (no
         database access: for the request path; fall back to :meth:`session_actor`)."""
@@ -352,17 +365,18 @@ class Accounts:
             hit = self._cache.get(token_sha256(token))
         return hit[1] if hit is not None and time.monotonic() - hit[0] < CACHE_S else None
 
-    def session_actor(self, token: str | None) -> Actor | None:
+    def session_actor(self, token: str | None, use_cache: bool = True) -> Actor | None:
         """The actor of a live session token; None when missing, unknown, revoked, expired (idle or
         absolute) or its user is disabled. Refreshes the idle timer (at most every
-        :data:`TOUCH_EVERY_S` seconds); answers from a :data:`CACHE_S`-second cache."""
+        :data:`TOUCH_EVERY_S` seconds). ``use_cache``: answer from a :data:`CACHE_S`-second cache
+        (the request path of tiles); pages pass False and always ask the database."""
         if not token:
             return None
         key = token_sha256(token)
         mono = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and mono - hit[0] < CACHE_S:
+        if use_cache and hit is not None and mono - hit[0] < CACHE_S:
             return hit[1]
 
         def look(s: Session):

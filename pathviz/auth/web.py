@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, quote, urlsplit
@@ -47,6 +48,9 @@ PUBLIC_PREFIXES = ("static/", f"{SESSION_PATH}/", "_stcore/health", "_stcore/hos
 MAX_FORM_BYTES = 4096
 #: Key of the actor in the ASGI scope once the gate let a request through.
 SCOPE_ACTOR = "pathviz.actor"
+#: ``PATHVIZ_COOKIE_SECURE=1``: always mark the session cookie ``Secure`` (behind an HTTPS reverse
+#: proxy the app itself sees plain HTTP, so it cannot tell on its own).
+COOKIE_SECURE = os.environ.get("PATHVIZ_COOKIE_SECURE", "") in ("1", "true", "yes")
 
 
 def default_accounts() -> Accounts:
@@ -112,6 +116,22 @@ def login_page(action: str, next_url: str, error: str = "", status: int = 200) -
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
 
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it (or its declared Content-Length) exceeds ``limit``
+    bytes: an oversized login form is never held in memory."""
+    try:
+        if int(request.headers.get("content-length", "0")) > limit:
+            return None
+    except ValueError:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -135,12 +155,12 @@ def login_routes(base_url_path: str = "", accounts: Callable[[], Accounts] | Non
     action = f"{prefix}/{SESSION_PATH}/login"
 
     async def login(request: Request) -> Response:
-        if request.method == "GET":
+        if request.method != "POST":  # GET, and the HEAD Starlette adds to it: the form, never an attempt
             return login_page(action, _safe_next(request.query_params.get("next", ""), prefix))
         if not _same_origin(request):
             return PlainTextResponse("Cross-site login refused.", status_code=403)
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        body = await _read_capped(request, MAX_FORM_BYTES)
+        if body is None:
             return PlainTextResponse("Form too large.", status_code=413)
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
         next_url = _safe_next(form.get("next", ""), prefix)
@@ -151,7 +171,7 @@ def login_routes(base_url_path: str = "", accounts: Callable[[], Accounts] | Non
             return login_page(action, next_url, exc.message, status=401)
         resp = RedirectResponse(next_url, status_code=303)
         resp.set_cookie(COOKIE, token, max_age=int(SESSION_HOURS * 3600), path=prefix or "/", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+                        samesite="strict", secure=request.url.scheme == "https" or COOKIE_SECURE)
         return resp
 
     async def logout(request: Request) -> Response:

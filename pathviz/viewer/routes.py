@@ -121,7 +121,8 @@ async def authorize(request: Request, slide_id: str | None, accounts: Callable[[
 
     Raises:
         HTTPException: 401 ``Log in first.`` without a live session; 403 ``Not allowed.`` when the
-            user's roles do not include viewing slides (``slides.view``: pathologist, admin).
+            user's roles do not include viewing slides (``slides.view``: pathologist, admin) or the
+            user still has to replace a one-time password.
     """
     from pathviz.auth.web import COOKIE, SCOPE_ACTOR
 
@@ -133,7 +134,7 @@ async def authorize(request: Request, slide_id: str | None, accounts: Callable[[
             actor = acc.cached_actor(token) or await run_in_threadpool(acc.session_actor, token)
     if actor is None:
         raise HTTPException(401, "Log in first.")
-    if not actor.can("slides.view"):
+    if actor.must_change_password or not actor.can("slides.view"):  # a one-time password opens nothing but its change
         raise HTTPException(403, "Not allowed.")
 
 

@@ -157,3 +157,46 @@ def test_cli_as_a_pathologist_is_refused_and_as_admin_works(ws, monkeypatch, cap
     assert ("boss", "user.created") in {(r["username"], r["action"]) for r in rows}
     assert ("boss", "job.submitted") in {(r["username"], r["action"]) for r in rows}
     assert JobQueue(ws.db, ws.home).list()[0].submitted_by == "boss"
+
+
+def test_parallel_guesses_cannot_slip_past_the_lockout(ws):
+    """30 wrong passwords at once: attempts are reserved before the (slow) argon2 check, so at most
+    MAX_FAILED_LOGINS are verified and the right password is refused afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_user(ws, "ana", "pathologist")
+
+    def guess(i):
+        try:
+            ws.accounts.login("ana", f"wrong guess number {i}")
+        except AuthError:
+            pass
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(guess, range(30)))
+    rows = ws.audit.search(OP, action="login.failed")
+    assert sum('"wrong password"' in r["details"] for r in rows) == MAX_FAILED_LOGINS
+    assert sum('"locked"' in r["details"] for r in rows) == 30 - MAX_FAILED_LOGINS
+    with pytest.raises(AuthError):
+        ws.accounts.login("ana", TEST_PASSWORD)
+
+
+def test_strangers_cannot_write_free_text_or_reserved_names_into_the_log(ws):
+    with pytest.raises(AuthError):
+        ws.accounts.login("evil\n2026-11-23  admin  user.created", "whatever password")
+    row = ws.audit.search(OP, action="login.failed")[0]
+    assert row["username"] == "(invalid name)" and "evil" not in row["object_id"]
+    with pytest.raises(AuthError, match="reserved"):
+        ws.accounts.create_user(OP, "system", TEST_PASSWORD, "researcher")
+
+
+def test_gene_sets_from_a_server_path_are_for_admins_only(ws, tmp_path):
+    from pathviz.jobs.coxpasnet import add_user_gmt
+
+    gmt = tmp_path / "sets.gmt"
+    gmt.write_text("".join(f"SET{k}\tdesc\t" + "\t".join(f"G{k}_{i}" for i in range(20)) + "\n" for k in range(3)))
+    researcher = ws.accounts.session_actor(login_token(ws, "res", ("researcher",)))
+    with pytest.raises(PermissionDeniedError, match="read gene-set files from paths on the server"):
+        add_user_gmt(ws, None, str(gmt), actor=researcher)
+    assert add_user_gmt(ws, gmt.read_bytes(), "sets.gmt", actor=researcher).exists()  # uploads are fine
+    assert add_user_gmt(ws, None, str(gmt), actor=OP).exists()

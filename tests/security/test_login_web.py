@@ -123,3 +123,30 @@ def test_cross_site_posts_and_open_redirects_are_refused(app_server):
         assert status == 303 and headers["location"] == "/", target
     status, _, body = get(srv.port, "/session/login?next=%22%3E%3Cscript%3Ealert(1)%3C/script%3E")
     assert status == 200 and b"<script>alert(1)" not in body
+
+
+def test_head_is_no_attempt_oversized_forms_are_not_read_and_one_time_passwords_open_no_tiles(app_server):
+    srv, ws = app_server
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.request("HEAD", "/session/login?username=pat&password=x")
+    assert c.getresponse().status == 200
+    assert not ws.audit.search(make_admin(ws), action="login.failed")  # HEAD made no login attempt
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.putrequest("POST", "/session/login")
+    c.putheader("Content-Type", "application/x-www-form-urlencoded")
+    c.putheader("Content-Length", str(200 * 2**20))  # announces 200 MB, sends none of it
+    c.endheaders()
+    r = c.getresponse()
+    assert r.status == 413
+    from pathviz.auth.policy import operator
+
+    ws.accounts.reset_password(operator(), "pat", "a one time passphrase")
+    status, headers, _ = post_login(srv.port, "pat", "a one time passphrase")
+    sid = ws.slides()[0].slide_id
+    assert status == 303 and get(srv.port, f"/tiles/slide/{sid}.dzi", headers=cookie_of(headers))[0] == 403
+
+
+def make_admin(ws):
+    from pathviz.auth.policy import operator
+
+    return operator()

@@ -11,6 +11,8 @@ import pandas as pd
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from conftest import app_test
+
 from pathviz.cli import main
 from pathviz.report.export import csv_safe, flagged_csv, flagged_table
 
@@ -30,7 +32,7 @@ def _review(ws, comment: str, reviewer: str = "Dr <b>Page</b>"):
 def test_comment_markdown_is_shown_as_text_not_rendered(demo_ws):
     sid = _review(demo_ws, IMAGE)
     st.cache_resource.clear()
-    at = AppTest.from_file(VIEWER, default_timeout=120)
+    at = app_test(VIEWER, default_timeout=120)
     at.session_state["slide_id"] = sid
     at.session_state["layer"] = "haematoxylin"
     at.run()

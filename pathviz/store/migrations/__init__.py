@@ -54,7 +54,35 @@ def upgrade_to_head(connection: Connection) -> str:
     cfg = _config(connection)
     found = rev or "none"
     if rev is None and inspect(connection).has_table("slides"):
+        _complete_baseline(cfg, connection)
         command.stamp(cfg, BASELINE)
         found = "pre-migration"
     command.upgrade(cfg, "head")
     return found
+
+
+def _complete_baseline(cfg, connection: Connection) -> None:
+    """A pre-migration database must hold revision 0001's schema before it is stamped at it: create
+    the baseline tables it lacks (older PathViz had no ``jobs`` table) and refuse one whose existing
+    tables lack baseline columns (nothing is changed then).
+
+    Raises:
+        WorkspaceError: a baseline table misses columns (names them).
+    """
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+
+    from pathviz.errors import WorkspaceError
+
+    md = ScriptDirectory.from_config(cfg).get_revision(BASELINE).module.tables(sa.MetaData())
+    insp = inspect(connection)
+    for table in md.sorted_tables:
+        if insp.has_table(table.name):
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            missing = [c.name for c in table.columns if c.name not in have]
+            if missing:
+                raise WorkspaceError(
+                    f"The workspace database's table {table.name!r} lacks columns {', '.join(missing)}: it was made by a "
+                    "PathViz older than this version can upgrade.",
+                    "export what you need from it with that version, or start a new workspace (PATHVIZ_HOME).")
+    md.create_all(connection, checkfirst=True)

@@ -3,6 +3,10 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
+
+:func:`tables` is also used by :func:`pathviz.store.migrations.upgrade_to_head` to complete a
+database from before migrations that lacks some of these tables (older PathViz versions had no
+``jobs`` table) before stamping it at this revision.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -13,13 +17,14 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
-    op.create_table(
-        "jobs",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("kind", sa.String(length=64), nullable=False),
+def tables(md: sa.MetaData) -> sa.MetaData:
+    """The baseline tables, defined on ``md`` (returned)."""
+    sa.Table(
+        "jobs", md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(length=64), nullable=False, index=True),
         sa.Column("params", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False, index=True),
         sa.Column("progress", sa.Float(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("device", sa.String(length=32), nullable=False),
@@ -37,17 +42,12 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted')",
                            name="job_status_values"),
-        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_jobs_kind"), ["kind"], unique=False)
-        batch_op.create_index(batch_op.f("ix_jobs_status"), ["status"], unique=False)
-
-    op.create_table(
-        "slides",
-        sa.Column("slide_id", sa.String(length=64), nullable=False),
+    sa.Table(
+        "slides", md,
+        sa.Column("slide_id", sa.String(length=64), primary_key=True),
         sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False, unique=True),
         sa.Column("declared_mpp", sa.Float(), nullable=True),
         sa.Column("mpp", sa.Float(), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
@@ -55,13 +55,11 @@ def upgrade() -> None:
         sa.Column("vendor", sa.String(length=64), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("slide_id"),
-        sa.UniqueConstraint("path"),
     )
-    op.create_table(
-        "reviews",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("slide_id", sa.String(length=64), nullable=False),
+    sa.Table(
+        "reviews", md,
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("slide_id", sa.String(length=64), sa.ForeignKey("slides.slide_id"), nullable=False, index=True),
         sa.Column("layer", sa.String(length=64), nullable=False),
         sa.Column("grid_key", sa.String(length=64), nullable=False),
         sa.Column("x", sa.Integer(), nullable=False),
@@ -74,11 +72,12 @@ def upgrade() -> None:
         sa.Column("reviewer", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("verdict IN ('agree', 'disagree')", name="verdict_values"),
-        sa.ForeignKeyConstraint(["slide_id"], ["slides.slide_id"]),
-        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("reviews", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_reviews_slide_id"), ["slide_id"], unique=False)
+    return md
+
+
+def upgrade() -> None:
+    tables(sa.MetaData()).create_all(op.get_bind())
 
 
 def downgrade() -> None:
