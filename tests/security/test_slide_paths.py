@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
+from conftest import app_test
 from pathviz.errors import PathVizError, WorkspaceError
 
 from pathviz.auth.policy import operator
@@ -21,7 +21,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "workspace.py")
 
 def _page_error(path: str) -> str:
     st.cache_resource.clear()
-    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at = app_test(PAGE, default_timeout=120, username="adm", roles=("admin",)).run()
     at.text_input(key="add_path").input(path)
     next(b for b in at.button if b.label == "Add slide").click().run()
     assert not at.exception
