@@ -56,7 +56,6 @@ def pct(ms: list[float], q: float) -> float:
     return float(np.percentile(ms, q))
 
 
-@contextlib.contextmanager
 def bench_session(ws) -> dict:
     """Log a real pathologist account of ``ws`` in (tiles need a session, as in the app); returns
     the request headers carrying its session cookie."""
@@ -64,11 +63,12 @@ def bench_session(ws) -> dict:
     from pathviz.auth.web import COOKIE
 
     if ws.accounts.get("bench") is None:
-        ws.accounts.create_user(operator(), "bench", "bench pathologist passphrase", "pathologist", must_change_password=False)
-    token, _ = ws.accounts.login("bench", "bench pathologist passphrase", "bench")
+        ws.accounts.create_user(operator(), "bench", "tile load pathologist passphrase", "pathologist", must_change_password=False)
+    token, _ = ws.accounts.login("bench", "tile load pathologist passphrase", "bench")
     return {"Cookie": f"{COOKIE}={token}"}
 
 
+@contextlib.contextmanager
 def app_server(home: Path, log_path: Path):
     """``streamlit run app.py`` on a free port over workspace ``home`` (as tests/test_browser.py);
     yields the port once Streamlit answers its health check."""

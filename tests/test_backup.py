@@ -71,10 +71,14 @@ def _reviews(ws: Workspace, slide_id: str) -> list[tuple]:
 def test_round_trip_with_slides(tmp_path, planted_tiff):
     ws, sid = _workspace(tmp_path / "ws", planted_tiff)
     before = _reviews(ws, sid)
+    from pathviz.auth.policy import operator
+    from pathviz.jobs.queue import JobQueue
+
+    queued = JobQueue(ws.db, ws.home).submit("verify_models", actor=operator())  # waiting when the backup is taken
     out = tmp_path / "backups" / "b1"
     s = backup(ws.settings, out, include_slides=True)
     assert out.is_dir() and not (tmp_path / "backups" / "b1.partial").exists()
-    assert s["counts"] == {"slides": 1, "reviews": 3, "jobs": 0, "users": 0, "audit_rows": 0, "model_versions": 2}
+    assert s["counts"] == {"slides": 1, "reviews": 3, "jobs": 1, "users": 0, "audit_rows": 1, "model_versions": 2}
     assert s["slides_not_in_backup"] == []
     meta = json.loads((out / "backup.json").read_text())
     assert meta["database"] == "pathviz.db" and meta["slides_included"] is True
@@ -91,6 +95,8 @@ def test_round_trip_with_slides(tmp_path, planted_tiff):
     r = restore(out, home2)
     assert r["slides_rewritten"] == 1 and r["missing_slides"] == [] and r["moved_aside"] == []
     ws2 = Workspace(Settings.from_env(home2))
+    assert r["jobs_interrupted"] == 1 and JobQueue(ws2.db, ws2.home).get(queued.id).status == "interrupted"
+    assert ws2.audit.verify().ok and ws2.audit.verify().rows == 1  # the audit chain came along intact
     rec2 = ws2.db.get_slide(sid)
     assert Path(rec2.path).is_relative_to(home2) and Path(rec2.path).is_file()
     assert _reviews(ws2, sid) == before

@@ -53,7 +53,8 @@ Restore procedure (:func:`restore`):
    slides. Then the folders are renamed into place and the database last, so a restore
    interrupted midway leaves no database that looks complete.
 4. The restored database is checked again (``quick_check``) and slide rows whose files are
-   missing are reported (e.g. a backup without ``--with-slides`` restored elsewhere).
+   missing are reported (e.g. a backup without ``--with-slides`` restored elsewhere). Jobs that were
+   queued or running at backup time come back ``interrupted`` (not run again on their own).
 
 Stop the dashboard and workers of the target workspace before restoring (restore does not stop
 them). Non-SQLite databases (``PATHVIZ_DATABASE_URL=postgresql://...``) are refused: back them
@@ -511,6 +512,22 @@ def _rewrite_slide_paths(db: Path, old_home: str, new_home: Path) -> int:
         con.close()
 
 
+def _settle_jobs(db: Path) -> int:
+    """Jobs queued or running when the backup was taken come back ``interrupted`` (their workers
+    are not restored; a restored queued training must not start on its own). Returns how many."""
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            cur = con.execute("UPDATE jobs SET status = 'interrupted', message = 'restored from a backup taken while it "
+                              "was queued or running; submit it again', finished_at = CURRENT_TIMESTAMP "
+                              "WHERE status IN ('queued', 'running')")
+        return cur.rowcount
+    except sqlite3.OperationalError:  # no jobs table
+        return 0
+    finally:
+        con.close()
+
+
 def restore(backup_dir: str | Path, home: Settings | str | Path | None, force: bool = False) -> dict:
     """Restore a backup into the workspace ``home`` (see the module docstring for the procedure).
 
@@ -579,6 +596,7 @@ def restore(backup_dir: str | Path, home: Settings | str | Path | None, force: b
             total += size
         _quick_check(staged_db)
         rewritten = _rewrite_slide_paths(staged_db, str(meta.get("source_home", "")), home) if include_slides else 0
+        settled = _settle_jobs(staged_db)
         _quick_check(staged_db)
         # -- point of no return: move aside, rename into place (database last) -----------------------
         if force and present:
@@ -615,6 +633,7 @@ def restore(backup_dir: str | Path, home: Settings | str | Path | None, force: b
             "backup_created_at": meta.get("created_at"), "source_home": meta.get("source_home"),
             "files": len(meta["files"]), "bytes": total, "counts": meta.get("counts", {}),
             "slides_included": include_slides, "slides_rewritten": rewritten, "missing_slides": missing,
+            "jobs_interrupted": settled,
             "moved_aside": moved, "quick_check": "ok"}
 
 
