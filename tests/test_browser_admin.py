@@ -114,7 +114,12 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         _settle(page)
         page.get_by_text("I confirm: pages will use this version").first.click()
         page.get_by_role("button", name="Promote").first.click()
-        page.wait_for_selector("text=Promoted: production of coxpasnet/gse1992 v0001 → v0002", timeout=60_000)
+        try:
+            page.wait_for_selector("text=Promoted: production of coxpasnet/gse1992 v0001 → v0002", timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "admin_promote_failed.png"), full_page=True)  # for the CI log
+            print("main text at failure:", page.inner_text('[data-testid="stMain"]')[:3000])
+            raise
         page.screenshot(path=str(tmp_path / "admin_promoted.png"))
         assert registry.aliases("coxpasnet", "gse1992")["production"] == "v0002"
         assert _used_version(page, app_url + "pathways", "Cohort") == "v0002"
