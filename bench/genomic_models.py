@@ -9,7 +9,11 @@ inner 5-fold CV) sees exactly the genes Cox-PASNet's mask uses, plus age. The cl
 
 Cohorts: TCGA STAD/BLCA/BRCA from ../shared/data/tcga (skipped when absent) and SurvSet's
 gse1992/gse4335/gse3143 (gse3143 has no age: its models run on genes only and the clinical-only
-Cox is n/a). Prints the CPU training time of one Cox-PASNet fit (grid included) on the largest
+Cox is n/a); or, with ``--cohort NAME`` (repeatable), any cohort ``pathviz.cohort.load_cohort``
+accepts. Patients without an expression profile are left out BEFORE the splits, for every model
+(:func:`pathviz.risk.restrict_to_omics`, ``missing_omics="exclude"``), and the count is printed.
+Torch uses :func:`pathviz.settings.torch_threads` CPU threads (``PATHVIZ_THREADS`` or the cores this
+process may use). Prints the CPU training time of one Cox-PASNet fit (grid included) on the largest
 cohort. Last line: ``coxpasnet_minus_coxnet_mean: +0.0XX`` (mean over cohorts of the per-cohort
 mean difference).
 """
@@ -32,14 +36,17 @@ from lifelines import CoxPHFitter  # noqa: E402
 from pathviz.cohort import available_cohorts, load_cohort  # noqa: E402
 from pathviz.genomics import MAX_SIZE, MIN_SIZE, default_library  # noqa: E402
 from pathviz.risk.coxpasnet import CoxPASNetModel  # noqa: E402
-from pathviz.risk import CoxnetRiskModel, train_validation_split  # noqa: E402
+from pathviz.risk import CoxnetRiskModel, omics_coverage_text, restrict_to_omics, train_validation_split  # noqa: E402
+from pathviz.settings import torch_threads  # noqa: E402
 from pathviz.survival import harrell_c  # noqa: E402
 
 COHORTS = ["tcga_stad", "tcga_blca", "tcga_brca", "gse1992", "gse4335", "gse3143"]
 
 
 def run_cohort(name: str, repeats: int, library) -> dict:
-    c = load_cohort(name)
+    c, coverage = restrict_to_omics(load_cohort(name), "exclude", "Cox-PASNet")  # same patients for every model
+    if coverage["n_no_omics"]:
+        print(f"{name}: {omics_coverage_text(coverage)}", flush=True)
     clin = ["age"] if "age" in c.clinical.columns else []
     out = {"coxpasnet": [], "coxnet": [], "clinical": [], "fit_seconds": []}
     for seed in range(repeats):
@@ -60,27 +67,35 @@ def run_cohort(name: str, repeats: int, library) -> dict:
             d = d.fillna(d[tr].median())
             cph = CoxPHFitter().fit(d[tr].assign(time=c.time[tr], event=c.event[tr]), "time", "event")
             out["clinical"].append(cv(cph.predict_log_partial_hazard(d[va]).to_numpy()))
-    out.update(n=c.n, events=c.n_events, pathways=len(m.pathways_), genes=len(m.genes_))
+    out.update(n=c.n, events=c.n_events, pathways=len(m.pathways_), genes=len(m.genes_), **coverage)
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "genomic_models.csv"))
+    ap.add_argument("--cohort", action="append", default=None, metavar="NAME",
+                    help="run on this cohort (any name load_cohort accepts; repeatable) instead of the default list")
+    ap.add_argument("--out", default=None, help="results CSV (default results/genomic_models.csv, or "
+                                                "results/genomic_models_<cohorts>.csv with --cohort)")
     args = ap.parse_args()
+    if args.out is None:
+        stem = "genomic_models" + ("_" + "_".join(args.cohort) if args.cohort else "")
+        args.out = str(Path(__file__).parent / "results" / f"{stem}.csv")
     warnings.filterwarnings("ignore")
     import torch
 
-    torch.set_num_threads(2)
+    threads = torch_threads()
+    torch.set_num_threads(threads)
     library = default_library("kegg").filter_size(MIN_SIZE, MAX_SIZE)
-    here = set(available_cohorts())
+    cohorts = args.cohort or COHORTS
+    here = set(available_cohorts()) if not args.cohort else set(cohorts)  # a named cohort: let load_cohort say what is wrong
     rows, diffs = [], []
     print(f"{args.repeats} stratified 70/30 splits per cohort; KEGG library ({len(library)} sets after 15-300 filter)")
     print(f"{'cohort':<11}{'n':>5}{'ev':>5}{'paths':>6}{'genes':>6}  {'Cox-PASNet':>15}  {'elastic net':>15}  {'clinical Cox':>15}  {'fit s':>6}")
     fmt = lambda v: f"{np.mean(v):.3f} +- {np.std(v, ddof=1):.3f}" if len(v) > 1 else "n/a"  # noqa: E731
     largest = None
-    for name in COHORTS:
+    for name in cohorts:
         if name not in here:
             print(f"{name:<11} skipped (data absent)")
             continue
@@ -91,6 +106,7 @@ def main() -> int:
         for model in ("coxpasnet", "coxnet", "clinical"):
             if r[model]:
                 rows.append({"cohort": name, "model": model, "n": r["n"], "events": r["events"],
+                             "n_excluded_no_omics": r["n_excluded_no_omics"],
                              "c_index_mean": np.mean(r[model]), "c_index_sd": np.std(r[model], ddof=1),
                              "splits": len(r[model])})
         if largest is None or r["n"] > largest[1]:
@@ -99,7 +115,8 @@ def main() -> int:
     pd.DataFrame(rows).to_csv(args.out, index=False)
     print(f"results -> {args.out}")
     if largest:
-        print(f"cpu_training_seconds_largest_cohort ({largest[0]}, n={largest[1]}, 2 threads, 5 bagged members x grid of 4): {largest[2]:.1f}")
+        print(f"cpu_training_seconds_largest_cohort ({largest[0]}, n={largest[1]}, {threads} threads, 5 bagged members x grid "
+              f"of 4): {largest[2]:.1f}")
     wins = sum(d >= 0 for d in diffs)
     print(f"Cox-PASNet level with or above the elastic net on {wins} of {len(diffs)} cohorts")
     print(f"coxpasnet_minus_coxnet_mean: {np.mean(diffs):+.3f}")

@@ -42,7 +42,9 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    from pathviz.settings import torch_threads
+
+    torch.set_num_threads(torch_threads())  # PATHVIZ_THREADS, else the cores this process may use
     ws = Workspace()
     cohort = load_cohort("demo")
     truth = read_ground_truth(ws.home / "cohorts" / "demo")

@@ -40,9 +40,15 @@ RISK_MODELS = {"elastic_net": "Elastic-net Cox (expression + clinical)", "pagene
                "coxpasnet": "Cox-PASNet (genes -> pathways -> Cox)"}
 
 
+def _cohort(name: str, endpoint: str):
+    """The cohort with ``endpoint`` as its primary one (``primary``: as loaded)."""
+    c = load_cohort(name)
+    return c if endpoint in ("", "primary", c.endpoints[0].key) else c.with_endpoint(endpoint)
+
+
 @st.cache_resource(show_spinner="Fitting the elastic-net Cox model on the training split…", max_entries=16)
-def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int):
-    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, seed=seed)
+def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int, endpoint: str = "primary"):
+    return stratify_by_risk(_cohort(cohort, endpoint), cutoff=cutoff, evaluate_on=evaluate_on, seed=seed)
 
 
 @st.cache_resource(show_spinner="Scoring the cohort with the registered model…", max_entries=16)
@@ -55,6 +61,12 @@ def _stratify_registered(cohort: str, ref: str, cutoff: str, evaluate_on: str):
 
 with st.sidebar:
     cohort_name = st.selectbox("Cohort", available_cohorts(), key="cohort")
+    ends = {e.key: e.label for e in load_cohort(cohort_name).endpoints}
+    if st.session_state.get("endpoint") not in ends:  # first visit or another cohort: its primary endpoint
+        st.session_state["endpoint"] = next(iter(ends))
+    endpoint = st.selectbox("Endpoint", list(ends), format_func=lambda k: f"{ends[k]} ({k})", key="endpoint",
+                            disabled=len(ends) < 2, help="Survival endpoints of this cohort; patients without the "
+                            "chosen one are left out (the caption says how many).")
     method = st.selectbox("Risk cut-off", list(CUTOFFS), format_func=CUTOFFS.get, key="cutoff_method")
     fixed = st.number_input("Cut-off value (risk score)", value=0.0, step=0.1, key="cutoff_value",
                             disabled=method != "fixed")
@@ -68,7 +80,8 @@ with st.sidebar:
     risk_model = st.radio("Risk model", options, format_func=RISK_MODELS.get, key="risk_model")
     if risk_model in registered:
         st.caption(f"Model {version_label(registry, registered[risk_model])}; its own split (seed "
-                   f"{registered[risk_model].split_seed}). Promote or roll back versions on the admin page.")
+                   f"{registered[risk_model].split_seed}), trained on the cohort's primary endpoint. Promote or roll "
+                   "back versions on the admin page.")
         seed = registered[risk_model].split_seed
     else:
         seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
@@ -82,7 +95,7 @@ with st.sidebar:
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
 
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
-cohort = load_cohort(cohort_name)
+cohort = _cohort(cohort_name, endpoint if risk_model not in registered else "primary")
 if cohort.semi_synthetic:
     st.warning("Semi-synthetic demo cohort: real H&E tissue and real expression profiles, simulated outcomes.")
 st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}, events={cohort.n_events} · "
@@ -93,11 +106,13 @@ try:
     if risk_model in registered:
         strat = _stratify_registered(cohort_name, registered[risk_model].ref, cut_arg, evaluate_on)
     else:
-        strat = _stratify(cohort_name, cut_arg, evaluate_on, seed)
+        strat = _stratify(cohort_name, cut_arg, evaluate_on, seed, endpoint)
 except PathVizError as exc:
     st.error(str(exc))
     st.stop()
 
+if strat.metrics.get("omics_note"):  # patients without RNA: left out (default) or imputed, said here
+    st.info(f"Expression: {strat.metrics['omics_note']}.")
 if strat.held_out.warning:
     st.error(f"⚠ {strat.held_out.warning} The risk scores and strata below are shown for inspection only.")
 

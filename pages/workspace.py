@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -50,6 +52,36 @@ elif all(status.values()):
 elif st.button("Build the demo workspace" if not any(status.values()) else "Resume the demo build", key="build_demo"):
     submit_demo_job(ws, actor)  # idempotent: built parts are kept, the rest is built by a background job
     st.rerun()
+
+st.subheader("Cohorts")
+from pathviz.cohort.loaders import shared_data_dir  # noqa: E402
+from pathviz.cohort.registry import FORMATS, CohortRegistry  # noqa: E402
+
+cohorts = CohortRegistry(ws.db, ws.audit)
+registered = cohorts.records()
+if registered:
+    st.dataframe(pd.DataFrame([{
+        "name": r.name, "format": r.format, "patients": json.loads(r.summary).get("n"),
+        "events": json.loads(r.summary).get("events"), "omics scale": json.loads(r.summary).get("omics_scale") or "-",
+        "added by": r.added_by, "added (UTC)": r.added_at.strftime("%Y-%m-%d %H:%M"),
+    } for r in registered]), hide_index=True, width="stretch", key="coh_table")
+else:
+    st.caption("No cohort registered yet; the built-in ones are always available (`pathviz cohort list`).")
+roots = (*ws.allowed_roots(), shared_data_dir())
+with st.form("add_cohort"):
+    st.caption("A cohort folder (TCGA layout, cBioPortal study, GDC download) inside "
+               + ", ".join(f"`{r}`" for r in roots) + ". CSV cohorts with a column mapping: `pathviz cohort add FILE "
+               "--format csv --mapping MAP.json`.")
+    c_path = st.text_input("Cohort folder", key="coh_path")
+    c_format = st.selectbox("Format", [f for f in FORMATS if f != "csv"], key="coh_format")
+    c_name = st.text_input("Name (optional)", key="coh_name")
+    go = st.form_submit_button("Add cohort")
+if go:
+    try:
+        added = cohorts.add_from_ui(actor, c_path, c_format, c_name.strip() or None, roots)
+        st.success(f"Added cohort {added.name}: {added.n} patients, {added.n_events} events; pages and the CLI can use it.")
+    except PathVizError as exc:
+        st.error(str(exc))
 
 st.subheader("Add a slide")
 kinds = ", ".join(s.lstrip(".") for s in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES)

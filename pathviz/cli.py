@@ -11,7 +11,7 @@ Commands::
     pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
     pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
     pathviz survival cindex --cohort NAME [--seed N] [--json]
-    pathviz cohort list [--json]
+    pathviz cohort list [--json] | show NAME | add PATH --format tcga|cbioportal|gdc|csv [--name N] [--mapping F] | remove NAME
     pathviz models list [--kind K] [--json] | show KIND/NAME[@VERSION] | promote KIND/NAME@VERSION [--alias A]
     pathviz models rollback KIND/NAME [--alias A]
     pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R]
@@ -254,20 +254,31 @@ def _print_comparison(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _cohort_for(args):
+    """The cohort of ``--cohort``, switched to ``--endpoint`` when given (patients lacking it left out)."""
+    from pathviz.cohort import load_cohort
+
+    cohort = load_cohort(args.cohort)
+    return cohort.with_endpoint(args.endpoint) if getattr(args, "endpoint", None) else cohort
+
+
 def cmd_survival_km(args) -> int:
     from pathviz.risk.stratify import comparison_summary, stratify_by_column, stratify_by_risk
 
+    cohort = _cohort_for(args)
     if args.group_by == "risk":
-        strat = stratify_by_risk(args.cohort, cutoff=args.cutoff, evaluate_on=args.evaluate_on, seed=args.seed)
+        strat = stratify_by_risk(cohort, cutoff=args.cutoff, evaluate_on=args.evaluate_on, seed=args.seed)
         summary = comparison_summary(strat.comparison, strat.cutoff)
         summary["evaluated_on"] = strat.evaluated_on
         summary["held_out_c_index"] = strat.held_out.to_dict()
         head = (f"{args.cohort}: risk groups (elastic-net Cox), statistics on {strat.evaluated_on} patients\n"
                 + _held_out_lines(strat.held_out, "validation"))
     else:
-        comp, cut = stratify_by_column(args.cohort, args.group_by, cutoff=args.cutoff)
+        comp, cut = stratify_by_column(cohort, args.group_by, cutoff=args.cutoff)
         summary = comparison_summary(comp, cut)
         head = f"{args.cohort}: grouped by {args.group_by}"
+    head += f" · endpoint: {cohort.endpoint}" + (f" ({cohort.description.split('; ')[-1]})" if args.endpoint else "")
+    summary["endpoint"] = cohort.endpoint
     summary["cohort"] = args.cohort
     summary["group_by"] = args.group_by
     _print(args, summary, head + "\n" + _print_comparison(summary))
@@ -284,13 +295,15 @@ def cmd_survival_cindex(args) -> int:
     from pathviz.risk.stratify import stratify_by_risk
     from pathviz.survival.chance import HeldOutC
 
-    strat = stratify_by_risk(args.cohort, seed=args.seed, check_groups=False)  # discrimination only: no strata shown
+    cohort = _cohort_for(args)
+    strat = stratify_by_risk(cohort, seed=args.seed, check_groups=False)  # discrimination only: no strata shown
     m = strat.metrics
-    payload = {"cohort": args.cohort, "model": "elastic-net Cox (clinical + expression)", "alpha": strat.model.alpha_,
+    payload = {"cohort": args.cohort, "endpoint": cohort.endpoint, "model": "elastic-net Cox (clinical + expression)", "alpha": strat.model.alpha_,
                "features": strat.model.feature_names_, "selected_features": int((strat.model.coef_ != 0).sum()), **m,
                "auc": {str(k): v for k, v in m["auc"].items()}, "warning": strat.held_out.warning}
     aucs = ", ".join(f"{k:g} mo {v:.3f}" for k, v in m["auc"].items()) or "n/a"
-    text = (f"{args.cohort}: elastic-net Cox (split seed {args.seed}), {m['n_validation']} validation patients\n"
+    text = (f"{args.cohort}: elastic-net Cox (split seed {args.seed}), {m['n_validation']} validation patients, "
+            f"endpoint {cohort.endpoint}\n"
             + _held_out_lines(strat.held_out, "validation") + "\n"
             f"Uno's C {'n/a' if m['uno_c'] is None else round(m['uno_c'], 3)}; time AUC {aucs}; "
             f"IBS {m['ibs'] if m['ibs'] is None else round(m['ibs'], 4)}; "
@@ -299,7 +312,8 @@ def cmd_survival_cindex(args) -> int:
                f"{HeldOutC.from_dict(m['clinical_baseline']).headline()}" if m.get("clinical_baseline") else "")
             + (f"\nplanted truth on the same patients: oracle C {m['oracle_c']:.3f}, main-effects oracle "
                f"{m['oracle_main_effects_c']:.3f}" if "oracle_c" in m else "")
-            + (f"\nnote: {m['ipcw_note']}" if m.get("ipcw_note") else ""))
+            + (f"\nnote: {m['ipcw_note']}" if m.get("ipcw_note") else "")
+            + (f"\npatients: {m['omics_note']}" if m.get("omics_note") else ""))
     _print(args, payload, text)
     return 0
 
@@ -363,8 +377,11 @@ def cmd_train_coxpasnet(args) -> int:
     held = HeldOutC.from_dict(metrics["held_out"])
     text = (f"Cox-PASNet on {args.cohort}: " + _held_out_lines(held, f"{metrics['n_validation']} validation patients per split")
             + f"\n{metrics['pathways']} pathways, {metrics['genes']} genes; split {metrics['split_seed']}: "
-            f"{metrics['train_seconds']:.1f} s on {metrics['device']}, inner validation C {metrics['inner_validation_c_index']:.3f}"
-            f"\n-> {man.ref}")
+            f"{metrics['train_seconds']:.1f} s on {metrics['device']}"
+            + (f" ({metrics['threads']} CPU threads)" if metrics.get("threads") else "")
+            + f", inner validation C {metrics['inner_validation_c_index']:.3f}"
+            + (f"\npatients: {metrics['omics_note']}" if metrics.get("omics_note") else "")
+            + f"\n-> {man.ref}")
     _print(args, {**metrics, "model": man.ref, "warning": held.warning}, text)
     return 0
 
@@ -602,10 +619,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cutoff", default="median", help="median|tertiles|quartiles|optimal|VALUE")
     sp.add_argument("--evaluate-on", default="validation", choices=["validation", "all"])
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--endpoint", help="endpoint key (os, dss, dfs, pfs, pfi...; `pathviz cohort show NAME` lists them); "
+                    "default: the cohort's primary endpoint")
     sp.set_defaults(func=cmd_survival_km)
     sp = with_json(vsub.add_parser("cindex", help="discrimination of the elastic-net Cox risk model"))
     sp.add_argument("--cohort", required=True)
     sp.add_argument("--seed", type=int, default=0, help="training/validation split seed")
+    sp.add_argument("--endpoint", help="endpoint key (os, dss, dfs, pfs...; default: the cohort's primary endpoint)")
     sp.set_defaults(func=cmd_survival_cindex)
 
     mod = sub.add_parser("models", help="the model registry: versions, aliases, promote, rollback")
@@ -625,10 +645,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--alias", default="production")
     sp.set_defaults(func=cmd_models_rollback)
 
-    coh = sub.add_parser("cohort", help="cohorts available here")
+    coh = sub.add_parser("cohort", help="cohorts: list, show, add (TCGA, cBioPortal, GDC, CSV), remove")
     csub = coh.add_subparsers(dest="cohort_command", required=True)
     sp = with_json(csub.add_parser("list", help="cohort names, patients, events, genes, endpoints"))
     sp.set_defaults(func=cmd_cohort_list)
+    sp = with_json(csub.add_parser("show", help="one cohort: patients with/without RNA and slides, fields, endpoints, omics scale"))
+    sp.add_argument("name")
+    sp.set_defaults(func=cmd_cohort_show)
+    sp = with_json(csub.add_parser("add", help="register a cohort folder or CSV so every command and page can load it"))
+    sp.add_argument("path")
+    sp.add_argument("--format", required=True, choices=("tcga", "cbioportal", "gdc", "csv"))
+    sp.add_argument("--name", help="name to load it by (default from the folder or file name)")
+    sp.add_argument("--mapping", help="JSON file of format options (CSV: mapping, time_unit, event_map, omics)")
+    sp.set_defaults(func=cmd_cohort_add)
+    sp = with_json(csub.add_parser("remove", help="forget a registered cohort (its files stay)"))
+    sp.add_argument("name")
+    sp.set_defaults(func=cmd_cohort_remove)
 
     train = sub.add_parser("train", help="train models")
     tsub = train.add_subparsers(dest="train_command", required=True)
@@ -761,20 +793,88 @@ def cmd_models_rollback(args) -> int:
     return 0
 
 
+def _cohort_registry():
+    from pathviz.cohort.registry import CohortRegistry
+
+    ws = _workspace()
+    return CohortRegistry(ws.db, ws.audit)
+
+
+def cmd_cohort_add(args) -> int:
+    """``pathviz cohort add PATH --format tcga|cbioportal|gdc|csv [--name N] [--mapping FILE]``."""
+    options = {}
+    if args.mapping:
+        try:
+            options = json.loads(Path(args.mapping).read_text())
+        except (OSError, ValueError) as exc:
+            raise PathVizError(f"Cannot read the mapping file {args.mapping} ({exc}).",
+                               'write JSON such as {"mapping": {"patient_id": "id", "time": "os_days", "event": "dead"}, '
+                               '"time_unit": "days"}.', args.mapping) from exc
+    cohort = _cohort_registry().add(_actor(args), args.path, args.format, name=args.name, options=options)
+    s = cohort.summary()
+    _print(args, s, f"added cohort {cohort.name}: {cohort.n} patients, {cohort.n_events} events"
+           + (f"; expression {cohort.omics.shape[1]} genes ({cohort.omics_scale}) for "
+              f"{int(cohort.clinical.index.astype(str).isin(cohort.omics.index.astype(str)).sum())} patients"
+              if cohort.omics is not None else "; no expression")
+           + f"\nuse it: pathviz survival cindex --cohort {cohort.name}")
+    return 0
+
+
+def cmd_cohort_remove(args) -> int:
+    """``pathviz cohort remove NAME``: forget the registration (files stay)."""
+    _cohort_registry().remove(_actor(args), args.name)
+    _print(args, {"removed": args.name}, f"removed cohort {args.name} (its files are untouched)")
+    return 0
+
+
+def cmd_cohort_show(args) -> int:
+    """``pathviz cohort show NAME``: coverage of each modality and field, endpoints, omics scale."""
+    import pandas as pd
+
+    from pathviz.cohort import load_cohort
+
+    c = load_cohort(args.name)
+    ids = pd.Series(c.clinical.index.astype(str), index=c.clinical.index)
+    rna = ids.isin(c.omics.index.astype(str)) if c.omics is not None else ids.isin([])
+    slides = c.clinical["slide"].notna() if "slide" in c.clinical.columns else ids.isin([])
+    fields = {col: int(c.clinical[col].notna().sum()) for col in c.clinical.columns if col not in ("patient_id",)}
+    payload = {**c.summary(), "with_rna": int(rna.sum()), "without_rna": int((~rna).sum()), "with_slides": int(slides.sum()),
+               "fields_present": fields, "endpoints": [{"key": e.key, "label": e.label,
+                                                        "patients": int(c.clinical[e.time].notna().sum())} for e in c.endpoints]}
+    lines = [f"{c.name}: {c.n} patients, {c.n_events} events ({c.endpoint}); {c.description}",
+             f"RNA: {int(rna.sum())} with, {int((~rna).sum())} without"
+             + (f" ({c.omics.shape[1]} genes, scale {getattr(c, 'omics_scale', '') or 'unknown'})" if c.omics is not None else ""),
+             f"slides: {int(slides.sum())} patients with a slide",
+             "endpoints: " + ", ".join(f"{e['key']} ({e['label']}, {e['patients']} patients)" for e in payload["endpoints"]),
+             "fields (patients with a value): " + ", ".join(f"{k} {v}" for k, v in fields.items())]
+    if getattr(c, "omics_note", ""):
+        lines.append(f"omics: {c.omics_note}")
+    _print(args, payload, "\n".join(lines))
+    return 0
+
+
 def cmd_cohort_list(args) -> int:
     """``pathviz cohort list``: the cohorts available here, with size, genes, slides and endpoints."""
     from pathviz.cohort import available_cohorts, load_cohort
 
-    rows = []
+    registered = {r.name: r.format for r in _cohort_registry().records()}
+    rows, broken = [], []
     for name in available_cohorts():
-        c = load_cohort(name)
-        rows.append({"name": name, "patients": c.n, "events": c.n_events,
-                     "genes": 0 if c.omics is None else int(c.omics.shape[1]),
+        try:
+            c = load_cohort(name)
+        except PathVizError as exc:  # a registered cohort whose files changed: listed with its error
+            broken.append({"name": name, "source": registered.get(name, "built-in"), "error": str(exc)})
+            continue
+        rows.append({"name": name, "source": f"registered ({registered[name]})" if name in registered else "built-in",
+                     "patients": c.n, "events": c.n_events, "genes": 0 if c.omics is None else int(c.omics.shape[1]),
+                     "omics_scale": getattr(c, "omics_scale", ""),
                      "slides": "slide" in c.clinical.columns, "endpoints": [e.label for e in c.endpoints],
                      "markers": c.markers, "semi_synthetic": c.semi_synthetic})
     text = "\n".join(f"{r['name']:<16}{r['patients']:>6} patients{r['events']:>6} events{r['genes']:>7} genes"
-                      f"{'  slides' if r['slides'] else ''}  endpoints: {', '.join(r['endpoints'])}" for r in rows)
-    _print(args, {"cohorts": rows}, text)
+                      f"{'  slides' if r['slides'] else ''}  endpoints: {', '.join(r['endpoints'])}  [{r['source']}]"
+                      for r in rows)
+    text += "".join(f"\n{b['name']:<16} cannot be loaded [{b['source']}]: {b['error']}" for b in broken)
+    _print(args, {"cohorts": rows, "unloadable": broken}, text)
     return 0
 
 

@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "patients.view": frozenset({"oncologist"}),
     "pathways.view": frozenset({"researcher"}),
     "slides.manage": frozenset({"admin"}),
+    "cohorts.manage": frozenset({"researcher", "admin"}),  # register / remove cohorts
     "jobs.submit": frozenset({"researcher", "admin"}),  # train models (pathways page, admin page, CLI)
     "jobs.manage": frozenset({"admin"}),  # cancel anyone's job, the admin page
     "models.manage": frozenset({"admin"}),

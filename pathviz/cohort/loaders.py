@@ -183,23 +183,34 @@ def load_sksurv_breast_cancer() -> Cohort:
 
 
 # -- TCGA (shared layout) ------------------------------------------------------------------------
-TCGA_COHORTS = ("stad", "blca", "brca")
-#: cBioPortal-style z-scores are heavy-tailed (README of ../shared/data/tcga); clip before use.
+#: cBioPortal-style z-scores are heavy-tailed (README of ../shared/data/tcga): a matrix detected as
+#: z-scores is clipped to +-TCGA_Z_CLIP, a declared and recorded step of this format (the number of
+#: values clipped is in ``Cohort.omics_note``); any other scale (log2 TPM, counts) is never clipped.
 TCGA_Z_CLIP = 10.0
 
 
-def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None = None) -> Cohort:
+def tcga_codes(root: str | Path | None = None) -> list[str]:
+    """Cancer codes of the shared TCGA folders present (``<root>/<code>/clinical.csv``), any code."""
+    folder = Path(root) if root else shared_data_dir() / "tcga"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.lower() for p in folder.iterdir() if (p / "clinical.csv").is_file())
+
+
+def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None = None, name: str | None = None) -> Cohort:
     """A TCGA cohort in the shared layout ``<root>/<code>/clinical.csv`` + ``rna.csv.gz``.
 
     Clinical: ``time_months`` -> ``time``, ``event``, ``age``, ``stage``, ``sex``, ``grade``,
-    ``subtype``; ``site`` (tissue source site) is the centre column. Expression: mRNA z-scores
-    clipped to +-10.
+    ``subtype``; ``site`` (tissue source site) is the centre column. Expression: its scale is
+    detected (:func:`pathviz.cohort.omics.detect_scale`) and recorded; z-scores are clipped to
+    +-:data:`TCGA_Z_CLIP` (declared, counted), other scales are left as they are.
 
     Args:
-        code: ``stad``, ``blca``, ``brca`` (or ``tcga_stad``...).
+        code: any cancer code with a folder under ``root`` (``stad``, ``paad``...; ``tcga_stad`` too).
         root: folder holding ``<code>/`` (default ``../shared/data/tcga``).
         event_map: explicit coding of the ``event`` column (default :data:`TCGA_STATUS_MAP`:
             0/1 and cBioPortal strings such as ``"1:DECEASED"``/``"0:LIVING"``).
+        name: the cohort's name (default ``tcga_<code>``; a registered cohort passes its own).
 
     Raises:
         CohortError: the folder or files are missing (message names the path); event values
@@ -225,14 +236,26 @@ def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None 
     for c in ("stage", "sex", "grade", "subtype"):
         if c in clinical.columns:
             clinical[c] = clinical[c].where(clinical[c].notna(), None)
-    omics = None
+    omics, scale, note = None, "", ""
     rna = folder / "rna.csv.gz"
     if rna.exists():
-        omics = pd.read_csv(rna, index_col=0).clip(-TCGA_Z_CLIP, TCGA_Z_CLIP)
+        from pathviz.cohort.omics import clip_declared, detect_scale
+
+        omics = pd.read_csv(rna, index_col=0)
+        found = detect_scale(omics)
+        scale = found.kind
+        if found.kind == "z-score":
+            omics, n_clipped = clip_declared(omics, TCGA_Z_CLIP)
+            note = f"rna.csv.gz: z-scores ({found.evidence}); clipped to +-{TCGA_Z_CLIP:g}: {n_clipped} values"
+        else:
+            note = f"rna.csv.gz: {found.kind} ({found.evidence}); not clipped"
+    with_rna = 0 if omics is None else int(clinical["patient_id"].astype(str).isin(omics.index.astype(str)).sum())
     return Cohort(
-        name=f"tcga_{code}", clinical=clinical, omics=omics, centre="centre",
-        description=f"TCGA-{code.upper()} (../shared/data/tcga/{code}): overall survival, cancer-gene-family z-scores",
+        name=name or f"tcga_{code}", clinical=clinical, omics=omics, centre="centre",
+        description=f"TCGA-{code.upper()} ({folder}): overall survival"
+                    + (f"; expression ({scale}) for {with_rna} of {len(clinical)} patients" if omics is not None else ""),
         endpoint="overall survival", time_unit_note="months (cBioPortal OS_MONTHS style)",
+        omics_scale=scale, omics_note=note,
     )
 
 
@@ -252,6 +275,7 @@ def load_csv(
     centre: str | None = None,
     endpoints: list[Endpoint] | None = None,
     derived_outcomes: list[str] | None = None,
+    omics: str | Path | None = None,
 ) -> Cohort:
     """A user's CSV, with a column-mapping step.
 
@@ -272,6 +296,8 @@ def load_csv(
         endpoints: further endpoints in the file (e.g. ``Endpoint("os", "overall survival",
             "os_months", "os_status")``, after renaming); derived_outcomes: other columns computed
             from outcomes. Both are kept out of every model's features.
+        omics: optional CSV of expression (first column the patient id, one column per gene); its
+            scale is detected and recorded, never changed.
 
     Raises:
         CohortError: unreadable file, unmapped required columns, unknown time unit; an event
@@ -311,10 +337,24 @@ def load_csv(
         df["event"] = apply_event_map(ev, event_map, cname, src).to_numpy()
     else:
         check_event_codes(ev, cname, src)  # refuse any coding but 0/1, naming the file's column
+    matrix, scale, note = None, "", ""
+    if omics is not None:
+        from pathviz.cohort.omics import detect_scale
+
+        opath = Path(omics)
+        try:
+            matrix = pd.read_csv(opath, index_col=0)
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise CohortError(f"{opath} is not a readable CSV ({exc}).", "save the expression table as CSV: patient id "
+                              "first, one column per gene.", opath) from exc
+        matrix.index = matrix.index.astype(str)
+        found = detect_scale(matrix)
+        scale, note = found.kind, f"{opath.name}: {found.kind} ({found.evidence}); not changed"
     return Cohort(
         name=cname, clinical=df, markers=list(markers or []), treatment=treatment, centre=centre,
         description=f"user CSV {path.name}", time_unit_note=f"{time_unit} -> months",
         endpoints=list(endpoints or []), derived_outcomes=list(derived_outcomes or []),
+        omics=matrix, omics_scale=scale, omics_note=note,
     )
 
 
@@ -343,9 +383,28 @@ def _registry() -> dict[str, Callable[[], Cohort]]:
     reg: dict[str, Callable[[], Cohort]] = {name: (lambda n=name: load_survset(n)) for name in SURVSET_COHORTS}
     reg["gbsg2"] = load_gbsg2
     reg["breast_cancer"] = load_sksurv_breast_cancer
-    for code in TCGA_COHORTS:
+    for code in tcga_codes():
         reg[f"tcga_{code}"] = lambda c=code: load_tcga(c)
     return reg
+
+
+def builtin_cohort_names() -> list[str]:
+    """Names of the built-in cohorts (code, not registrations): SurvSet, scikit-survival, every
+    shared TCGA folder present, and ``demo``."""
+    return ["demo"] + list(_registry())
+
+
+def _registered():
+    """The workspace's cohort registry (None where no workspace can be opened)."""
+    from pathviz.cohort.registry import CohortRegistry
+    from pathviz.settings import Settings
+    from pathviz.store.workspace import Workspace
+
+    try:
+        ws = Workspace(Settings.from_env())
+    except Exception:  # noqa: BLE001 - no workspace here: built-in cohorts only
+        return None
+    return CohortRegistry(ws.db, ws.audit)
 
 
 def _demo_dir() -> Path:
@@ -357,9 +416,10 @@ def _demo_dir() -> Path:
 def available_cohorts() -> list[str]:
     """Names :func:`load_cohort` accepts here (TCGA ones only where ../shared/data is present;
     ``demo`` once the workspace's demo cohort is built)."""
-    tcga = shared_data_dir() / "tcga"
-    names = [n for n in _registry() if not n.startswith("tcga_") or (tcga / n[5:] / "clinical.csv").exists()]
-    return (["demo"] if (_demo_dir() / "clinical.csv").exists() else []) + names
+    names = list(_registry())
+    reg = _registered()
+    extra = [r.name for r in reg.records()] if reg is not None else []
+    return (["demo"] if (_demo_dir() / "clinical.csv").exists() else []) + names + extra
 
 
 _CACHE: dict[str, Cohort] = {}
@@ -383,6 +443,15 @@ def load_cohort(name: str) -> Cohort:
         return _CACHE[name]
     reg = _registry()
     if name not in reg:
+        registered = _registered()
+        rec = registered.get(name) if registered is not None else None
+        if rec is not None:
+            from pathviz.cohort.registry import load_registered
+
+            key = f"{name}@{rec.added_at}@{registered.db.url}"
+            if key not in _CACHE:
+                _CACHE[key] = load_registered(rec)
+            return _CACHE[key]
         raise CohortError(f"Unknown cohort {name!r}.", unknown_fix("cohorts", name, available_cohorts(), "pathviz cohort list")
                           + f" Available here: {', '.join(available_cohorts())}.")
     cohort = reg[name]()

@@ -53,6 +53,11 @@ class Cohort:
             the endpoints' columns, they can never be model features.
         id_columns: identifiers and file references (e.g. ``slide``), never covariates.
         allowed_covariates: columns whose names read like outcomes but are not (cleared by hand).
+        omics_scale: the expression matrix's scale as detected by
+            :func:`pathviz.cohort.omics.detect_scale` (``"z-score"``, ``"log2 expression"``,
+            ``"counts"``, ``"unknown"``); empty when unknown to the loader or without omics.
+        omics_note: how the matrix was obtained and transformed, e.g. "z-scores from
+            data_mrna_seq_v2_rsem_zscores_ref_all_samples.txt; not clipped".
     """
 
     name: str
@@ -69,6 +74,8 @@ class Cohort:
     derived_outcomes: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
     allowed_covariates: list[str] = field(default_factory=list)
+    omics_scale: str = ""
+    omics_note: str = ""
 
     def __post_init__(self):
         self.clinical = validate_clinical(self.clinical, self.name, self.markers)
@@ -153,7 +160,65 @@ class Cohort:
             "endpoints": [{"key": e.key, "label": e.label, "time": e.time, "event": e.event} for e in self.endpoints],
             "outcome_columns": sorted(self.outcome_columns),
             "semi_synthetic": self.semi_synthetic,
+            "omics_scale": self.omics_scale,
+            "omics_note": self.omics_note,
         }
+
+    def with_endpoint(self, key: str) -> "Cohort":
+        """A copy whose primary ``time``/``event`` are the columns of endpoint ``key``.
+
+        Patients missing that endpoint (time or event) are dropped, from the omics matrix too,
+        and the count is appended to ``description``. The former primary endpoint moves to
+        columns ``<key>_time``/``<key>_event`` (suffixed if taken) and stays declared, like every
+        other endpoint, so the outcome guard still keeps all of them out of model features. The
+        chosen endpoint's own columns are replaced by ``time``/``event``. Nothing is recoded:
+        values are checked by the schema as usual.
+
+        Args:
+            key: an endpoint key of :attr:`endpoints` (e.g. ``"dfs"``); the primary's key returns
+                an unchanged copy.
+
+        Raises:
+            CohortError: unknown key (the message lists the available keys), or no patient left.
+        """
+        import dataclasses
+
+        keys = [e.key for e in self.endpoints]
+        if key not in keys:
+            raise CohortError(f"Cohort {self.name!r} has no endpoint {key!r}; available: {', '.join(keys)}.",
+                              "choose one of the available endpoint keys.")
+        if key == keys[0]:
+            return dataclasses.replace(self, clinical=self.clinical.copy(),
+                                       omics=None if self.omics is None else self.omics.copy())
+        chosen = next(e for e in self.endpoints if e.key == key)
+        old = self.endpoints[0]
+        clin = self.clinical.copy()
+        keep = clin[chosen.time].notna() & clin[chosen.event].notna()
+        dropped = int((~keep).sum())
+        clin = clin[keep]
+        if clin.empty:
+            raise CohortError(f"Cohort {self.name!r}: no patient has endpoint {key!r} ({chosen.label}).",
+                              "choose another endpoint.")
+
+        def free(base: str) -> str:
+            name, i = base, 2
+            while name in clin.columns:
+                name, i = f"{base}_{i}", i + 1
+            return name
+
+        old_time, old_event = free(f"{old.key}_time"), free(f"{old.key}_event")
+        clin[old_time], clin[old_event] = clin["time"], clin["event"]
+        clin["time"], clin["event"] = clin[chosen.time], clin[chosen.event]
+        clin = clin.drop(columns=[chosen.time, chosen.event])
+        endpoints = [Endpoint(chosen.key, chosen.label, "time", "event"), Endpoint(old.key, old.label, old_time, old_event)]
+        endpoints += [e for e in self.endpoints[1:] if e.key != key]
+        omics = None if self.omics is None else self.omics.loc[[p for p in self.omics.index if p in clin.index]]
+        note = (f"endpoint {key} ({chosen.label}) as primary: {dropped} patient{'s' if dropped != 1 else ''} "
+                f"without it dropped")
+        return dataclasses.replace(
+            self, clinical=clin, omics=omics, endpoints=endpoints, endpoint=chosen.label,
+            description=f"{self.description}; {note}" if self.description else note,
+        )
 
 
 def validate_clinical(df: pd.DataFrame, name: str, markers: list[str] | None = None) -> pd.DataFrame:

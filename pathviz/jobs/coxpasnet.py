@@ -22,7 +22,7 @@ from pathviz.errors import PathVizError
 from pathviz.explain import gene_ranking, pathway_ranking, ranking_stability
 from pathviz.genomics import MAX_SIZE, MIN_SIZE, GeneSetLibrary, default_library, read_gmt, read_gmt_text, readable_descriptions
 from pathviz.risk.coxpasnet import CoxPASNetModel, TrainConfig
-from pathviz.risk import train_validation_split
+from pathviz.risk import omics_coverage_text, restrict_to_omics, train_validation_split
 from pathviz.survival import harrell_c
 from pathviz.survival.chance import HeldOutC, held_out_c_index
 
@@ -45,9 +45,17 @@ def load_library(spec: str, min_size: int = MIN_SIZE, max_size: int = MAX_SIZE) 
 def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str | Path, seed: int = 0,
                         clinical: list[str] | None = None, repeats: int = 1, validation_fraction: float = 0.3,
                         config: TrainConfig | None = None, min_coverage: float = 0.5, device: str | None = None,
-                        progress: Progress | None = None) -> tuple[CoxPASNetModel, dict]:
+                        progress: Progress | None = None, missing_omics: str = "exclude") -> tuple[CoxPASNetModel, dict]:
     """Fit on a stratified training split (seeded), evaluate on the held-out validation split,
     rank pathways and genes, optionally repeat on ``repeats`` seeds for ranking stability.
+
+    Patients without an expression profile are handled BEFORE any split
+    (:func:`~pathviz.risk.base.restrict_to_omics`): ``missing_omics="exclude"`` (default) trains,
+    evaluates and ranks on the patients with expression only; ``"impute"`` keeps everyone, with
+    training-row gene means for the others. ``metrics`` records ``missing_omics``, ``n_patients``,
+    ``n_no_omics``, ``n_excluded_no_omics``, ``n_imputed_no_omics`` (counts, never ids),
+    ``omics_note`` (the sentence the CLI prints) and ``threads`` (torch CPU threads,
+    :func:`pathviz.settings.torch_threads`).
 
     ``metrics["held_out"]`` is the held-out C-index over the repeats (mean, sd, 95% bootstrap CI
     of the mean, chance verdict: :func:`pathviz.survival.chance.held_out_c_index`);
@@ -57,13 +65,20 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
 
     Raises:
         OutcomeLeakageError: an outcome column among ``clinical``.
-        PathVizError: the cohort has no expression matrix.
+        PathVizError: the cohort has no expression matrix, or none of its patients has a profile.
     """
+    import torch
+
+    from pathviz.settings import torch_threads
+
     report = progress or (lambda f, m: None)
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
     if cohort.omics is None:
         raise PathVizError(f"Cohort {cohort.name!r} has no expression matrix, which Cox-PASNet needs.",
                            f"choose a cohort with expression: {', '.join(cohorts_with_omics())}.")
+    cohort, coverage = restrict_to_omics(cohort, missing_omics, "Cox-PASNet")
+    threads = torch_threads()
+    torch.set_num_threads(threads)
     clinical = clinical if clinical is not None else coxpasnet_covariates(cohort)
     cohort.check_features(clinical, "Cox-PASNet")
     rankings, first, metrics, held_out_sets, baseline_sets, predictions = [], None, None, [], [], []
@@ -75,6 +90,7 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
         cfg = TrainConfig(**{**cfg.__dict__, "seed": s})
         t0 = time.perf_counter()
         model = CoxPASNetModel(library, clinical, config=cfg, min_coverage=min_coverage, device=device,
+                               missing_omics=missing_omics,
                                outcome_columns=cohort.outcome_columns, allowed_covariates=cohort.allowed_covariates,
                                progress=lambda f, m, r=r, s=s: report((r + 0.9 * f) / max(1, repeats), f"split seed {s}: {m}"))
         model.fit(cohort.clinical[train], cohort.omics, cohort.time[train], cohort.event[train])
@@ -93,7 +109,8 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
             metrics = {"cohort": cohort.name, "split_seed": s, "validation_c_index": c_val,
                        "inner_validation_c_index": model.val_c_index_, "n_training": int(train.sum()),
                        "n_validation": int(val.sum()), "train_seconds": secs, "device": model.device,
-                       "pathways": len(model.pathways_), "genes": len(model.genes_), "clinical": clinical}
+                       "pathways": len(model.pathways_), "genes": len(model.genes_), "clinical": clinical,
+                       "threads": threads, **coverage, "omics_note": omics_coverage_text(coverage)}
             # time-dependent AUC and calibration of the saved model, on its validation patients only
             # (each guarded: a failure is recorded as {"note": why}, never fails the training)
             from pathviz.survival.evaluation import held_out_evaluation
@@ -110,8 +127,10 @@ def train_pathway_model(cohort: Cohort | str, library: GeneSetLibrary, out: str 
     metrics["validation_c_index_mean"], metrics["validation_c_index_sd"] = held.c_index, held.sd
     report(0.98, "saving")
     out = Path(out)
+    note = omics_coverage_text(coverage)
     first.save(out, cohort=cohort.name, extra={"card": f"Held-out validation C-index: {held.headline()}; {held.method()}"
-                                               + (f". {held.warning}" if held.warning else "")})
+                                               + (f". {held.warning}" if held.warning else "")
+                                               + (f"\n\nPatients: {note}." if note else "")})
     pd.concat(predictions).to_csv(out / "validation_predictions.csv", index=False)
     cov = first.mapping_.coverage
     rankings[0]["set_size"] = [cov.get(p, (0, 0))[1] for p in rankings[0]["pathway"]]
@@ -307,11 +326,12 @@ def default_model_dir(models_root: Path, cohort: str, library_name: str, seed: i
 
 def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name: str, seed: int = 0, repeats: int = 1,
                                min_size: int = MIN_SIZE, max_size: int = MAX_SIZE, min_coverage: float = 0.5,
-                               progress: Progress | None = None):
+                               progress: Progress | None = None, missing_omics: str = "exclude"):
     """Train Cox-PASNet (:func:`train_pathway_model`) into a new immutable registry version
     ``coxpasnet/<cohort>@vNNNN`` (one model per cohort, so its ``production`` alias is the
     cohort's; the gene-set library and seed are parameters of the version) with its manifest (cohort, data digest, seed,
-    params, held-out metrics, model card).
+    params, held-out metrics, model card). Patients without expression: ``missing_omics``
+    (:func:`train_pathway_model`; the counts are in the manifest's metrics, the option in its params).
 
     Returns:
         ``(manifest, model, metrics)``.
@@ -327,7 +347,8 @@ def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name
 
     def write(folder: Path) -> dict:
         trained["model"], trained["metrics"] = train_pathway_model(cohort, lib, folder, seed=seed, repeats=repeats,
-                                                                   min_coverage=min_coverage, progress=progress)
+                                                                   min_coverage=min_coverage, progress=progress,
+                                                                   missing_omics=missing_omics)
         return trained["metrics"]
 
     held_note = "held-out C-index and chance verdict in metrics.held_out"
@@ -336,7 +357,7 @@ def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name
         "coxpasnet", cohort.name, write, cohort=cohort.name,
         data_digest=cohort_digest(cohort), split_seed=seed,
         params={"genesets": label, "seed": seed, "repeats": repeats, "min_size": min_size, "max_size": max_size,
-                "min_coverage": min_coverage},
+                "min_coverage": min_coverage, "missing_omics": missing_omics},
         card={"intended_use": "research: rank pathways and genes by their contribution to risk; not for clinical use",
               "data": f"{cohort.name}: {cohort.description}", "metrics": held_note,
               "gene_sets": label + (f" (sha256 {digest})" if digest else " (shipped)"),

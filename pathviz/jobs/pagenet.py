@@ -167,7 +167,8 @@ class _PageNetRun:
     report: Progress
     t_start: float
     # -- _stage_inputs ----------------------------------------------------------------------------------
-    cohort: object = None  # pathviz.cohort.Cohort
+    cohort: object = None  # pathviz.cohort.Cohort, restricted to the patients with expression
+    coverage: dict = None  # patients without expression left out (pathviz.risk.omics_coverage record)
     sids: dict = None  # patient id -> registered slide id
     pids: list = None  # patient ids, n
     t: np.ndarray = None  # survival time, float[n] (cohort units)
@@ -229,11 +230,14 @@ class _PageNetRun:
 
 def _stage_inputs(run: _PageNetRun) -> None:
     """Load the cohort and check it (slides + expression, the clinical covariates); map each patient to
-    its registered slide. Adds ``cohort``, ``sids``, ``pids``, ``t``, ``e`` and the seeded 60/20/20
-    ``split`` (stratified by event).
+    its registered slide. Patients without an expression profile are left out BEFORE the split
+    (PAGE-Net needs both modalities; ``coverage`` counts them, :func:`pathviz.risk.restrict_to_omics`).
+    Adds ``cohort``, ``coverage``, ``sids``, ``pids``, ``t``, ``e`` and the seeded 60/20/20 ``split``
+    (stratified by event).
 
     Raises:
-        PathVizError: the cohort lacks slides or expression, a covariate, or a slide is not registered.
+        PathVizError: the cohort lacks slides or expression (or no patient has a profile), a
+            covariate, or a slide is not registered.
     """
     cohort = load_cohort(run.cohort_name)
     missing = cohort.missing_modalities()
@@ -245,6 +249,9 @@ def _stage_inputs(run: _PageNetRun) -> None:
         raise PathVizError(f"Cohort {run.cohort_name!r} has no {' and no '.join(missing)}: PAGE-Net needs a slide and an "
                            "expression profile per patient.",
                            f"use a cohort with both ({', '.join(ok) or 'none here yet: build the demo cohort with `pathviz demo`'}).")
+    from pathviz.risk import restrict_to_omics
+
+    cohort, run.coverage = restrict_to_omics(cohort, "exclude", "PAGE-Net")
     cohort.check_features(PAGENET_CLINICAL, "PAGE-Net")
     cohort_dir = run.workspace.home / "cohorts" / run.cohort_name
     run.cohort = cohort
@@ -451,6 +458,10 @@ def _stage_metrics(run: _PageNetRun) -> None:
         "pathways": len(run.mapping.pathways),
         "pagenet_pathway_ranking": run.ranking.table["pathway"].tolist(), "coxpasnet_pathway_ranking": run.cpn_top,
         "layer_tag": run.layer_tag}
+    from pathviz.risk import omics_coverage_text
+    from pathviz.settings import torch_threads
+
+    run.metrics.update(run.coverage or {}, omics_note=omics_coverage_text(run.coverage), threads=torch_threads())
     run.metrics.update(run.evaluation)
 
 
@@ -504,9 +515,10 @@ def train_pagenet_model(workspace: Workspace, out: str | Path, cohort_name: str 
     Raises:
         PathVizError: the cohort lacks slides or expression or a covariate, or a slide is not registered.
     """
-    from pathviz.settings import torch_device
+    from pathviz.settings import torch_device, torch_threads
 
     device = device or torch_device("auto")
+    torch.set_num_threads(torch_threads())  # recorded as metrics["threads"]
     run = _PageNetRun(workspace=workspace, cohort_name=cohort_name, seed=seed, epochs_cnn=epochs_cnn, device=device,
                       report=progress or (lambda f, m: None), t_start=time.perf_counter())
     _stage_inputs(run)  # cohort, checks, patients -> slides, split

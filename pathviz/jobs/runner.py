@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     from pathviz.jobs.queue import JobContext, JobQueue, job_kind
     from pathviz.store.workspace import Workspace
 
-    # torch/BLAS threads = the cores this process may use (more oversubscribes and slows fits ~10x)
-    cores = str(len(os.sched_getaffinity(0)))
+    from pathviz.settings import torch_threads
+
+    # torch/BLAS threads = the cores this process may use, or PATHVIZ_THREADS (more oversubscribes and
+    # slows fits ~10x); training code calls torch.set_num_threads(torch_threads()) and records it
+    cores = str(torch_threads())
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, cores)
     ws = Workspace()

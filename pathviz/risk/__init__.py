@@ -5,14 +5,22 @@ and one Breslow baseline (:mod:`pathviz.risk.breslow`).
 ``import pathviz.risk`` stays light for the pages and the CLI.
 """
 
-from pathviz.risk.base import RiskModel, TabularPreprocessor
+from pathviz.risk.base import (
+    MISSING_OMICS,
+    RiskModel,
+    TabularPreprocessor,
+    omics_coverage,
+    omics_coverage_text,
+    restrict_to_omics,
+)
 from pathviz.risk.breslow import BreslowBaseline, fit_breslow
 from pathviz.risk.coxnet import CoxnetRiskModel, default_covariates, fit_cohort_risk
 from pathviz.risk.stored import StoredRiskModel
 from pathviz.survival.splits import stratified_folds, train_validation_split
 
-__all__ = ["BreslowBaseline", "CoxPASNetModel", "CoxnetRiskModel", "RiskModel", "StoredRiskModel", "TabularPreprocessor",
-           "default_covariates", "fit_breslow", "fit_cohort_risk", "stratified_folds", "train_validation_split"]
+__all__ = ["MISSING_OMICS", "BreslowBaseline", "CoxPASNetModel", "CoxnetRiskModel", "RiskModel", "StoredRiskModel",
+           "TabularPreprocessor", "default_covariates", "fit_breslow", "fit_cohort_risk", "omics_coverage",
+           "omics_coverage_text", "restrict_to_omics", "stratified_folds", "train_validation_split"]
 
 
 def __getattr__(name: str):

@@ -63,12 +63,19 @@ class TabularPreprocessor:
 
     Numeric clinical columns: median imputation; categorical ones: one-hot (levels seen in
     training; missing -> all zeros); genes: the ``max_genes`` most variable in training (unsupervised
-    filter), mean imputation. Every column is then z-scored with the training mean and sd; constant
-    training columns are dropped and reported in ``dropped_``.
+    filter), mean imputation of single missing values. Every column is then z-scored with the
+    training mean and sd; constant training columns are dropped and reported in ``dropped_``.
+
+    A patient with no expression profile at all (no row in ``omics``) is refused with
+    ``missing_omics="exclude"`` (the default: a readable PathVizError with the count, never a
+    silent score from training means); with ``missing_omics="impute"`` their genes become the
+    training-row means and ``n_imputed_`` counts them (last :meth:`fit` / :meth:`transform`).
     """
 
     def __init__(self, clinical: list[str], genes: bool = True, max_genes: int = 500,
-                 outcome_columns: Iterable[str] = (), allowed_covariates: Iterable[str] = ()):
+                 outcome_columns: Iterable[str] = (), allowed_covariates: Iterable[str] = (),
+                 missing_omics: str = "exclude"):
+        self.missing_omics = check_missing_omics(missing_omics)
         self.clinical = clinical
         self.genes = genes
         self.max_genes = max_genes
@@ -98,6 +105,10 @@ class TabularPreprocessor:
         self.genes_: list[str] = []
         if self.genes and omics is not None:
             o = omics.loc[omics.index.intersection(clinical.index)]
+            if not len(o):
+                raise PathVizError(f"None of the {len(clinical)} training patients has an expression profile.",
+                                   "fit on patients with expression (missing_omics='exclude' leaves the others out), "
+                                   "or use clinical covariates only (use_genes=False).")
             var = o.var(axis=0, skipna=True).sort_values(ascending=False)
             self.genes_ = list(var.index[: self.max_genes][var.iloc[: self.max_genes] > 0])
             self.gene_means_ = o[self.genes_].mean()
@@ -121,6 +132,13 @@ class TabularPreprocessor:
         if self.genes_:
             if omics is None:
                 raise PathVizError("The model uses genes but no expression matrix was given.", "pass the cohort's omics.")
+            absent = ~clinical.index.isin(omics.index)
+            self.n_imputed_ = int(absent.sum())
+            if self.n_imputed_ and self.missing_omics != "impute":
+                raise PathVizError(
+                    f"{self.n_imputed_} of {len(clinical)} patients have no expression profile; the model uses genes.",
+                    "leave them out before fitting or scoring (missing_omics='exclude', e.g. "
+                    "pathviz.risk.restrict_to_omics), or ask for training-mean imputation with missing_omics='impute'.")
             g = omics.reindex(index=clinical.index, columns=self.genes_).astype(float)
             parts.append(g.fillna(self.gene_means_))
         return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=clinical.index)
@@ -130,7 +148,104 @@ class TabularPreprocessor:
         genes and z-scoring: DataFrame ``float[n, len(columns_)]`` (index as ``clinical``).
 
         Raises:
-            PathVizError: the model uses genes and ``omics`` is None.
+            PathVizError: the model uses genes and ``omics`` is None, or a patient has no
+                expression profile and ``missing_omics`` is ``"exclude"``.
         """
         raw = self._raw(clinical, omics).reindex(columns=self.columns_, fill_value=0.0)
         return (raw - self.mean_[self.columns_]) / self.sd_[self.columns_]
+
+
+#: How a model treats patients without an expression profile: ``"exclude"`` (default: left out
+#: before any split, counted) or ``"impute"`` (training-row means, only when asked).
+MISSING_OMICS = ("exclude", "impute")
+
+
+def check_missing_omics(missing_omics: str) -> str:
+    """``missing_omics`` checked against :data:`MISSING_OMICS`.
+
+    Raises:
+        PathVizError: any other value.
+    """
+    if missing_omics not in MISSING_OMICS:
+        raise PathVizError(f"missing_omics={missing_omics!r} is not a way to handle patients without expression.",
+                           "use missing_omics='exclude' (leave them out, the default) or 'impute' (training-row means).")
+    return missing_omics
+
+
+def omics_coverage(clinical: pd.DataFrame, omics: pd.DataFrame | None, missing_omics: str = "exclude",
+                   model: str = "the model", cohort: str = "") -> tuple[np.ndarray, dict]:
+    """Which patients of ``clinical`` have an expression profile, and what a model does with the others.
+
+    Called once per cohort, BEFORE any train/validation split: with ``"exclude"`` the model is
+    fitted and evaluated on the patients with expression only; with ``"impute"`` every patient is
+    kept and the missing profiles become training-row means (the model's own preprocessing).
+
+    Args:
+        clinical: the cohort's clinical table (index patient_id), ``n`` rows.
+        omics: patients x genes (may cover only part of ``clinical``), or None.
+        missing_omics: ``"exclude"`` or ``"impute"`` (:data:`MISSING_OMICS`).
+        model: the model's name, for messages; cohort: the cohort's name, for messages.
+
+    Returns:
+        ``(keep, record)``: ``keep`` bool[n], the patients the model uses (those with expression
+        for ``"exclude"``, all for ``"impute"``); ``record`` a JSON-ready dict with
+        ``missing_omics``, ``n_patients``, ``n_with_omics``, ``n_no_omics``, ``n_excluded_no_omics``
+        and ``n_imputed_no_omics`` (counts only, never patient ids), shown by
+        :func:`omics_coverage_text`.
+
+    Raises:
+        PathVizError: ``missing_omics`` unknown, or no patient of ``clinical`` has expression (the
+            message says what and how to fix it; it names no patient).
+    """
+    check_missing_omics(missing_omics)
+    has = (clinical.index.isin(omics.index) if omics is not None else np.zeros(len(clinical), bool))
+    has = np.asarray(has, bool)
+    where = f"Cohort {cohort!r}" if cohort else "The cohort"
+    if not has.any():
+        raise PathVizError(
+            f"{where}: none of its {len(clinical)} patients has an expression (RNA) profile, which {model} needs.",
+            "add an expression matrix (patients x genes, indexed by the clinical patient ids) covering at least "
+            "part of the cohort, or choose a cohort with expression.")
+    n_no = int((~has).sum())
+    keep = has.copy() if missing_omics == "exclude" else np.ones(len(clinical), bool)
+    record = {"missing_omics": missing_omics, "n_patients": int(len(clinical)), "n_with_omics": int(has.sum()),
+              "n_no_omics": n_no, "n_excluded_no_omics": n_no if missing_omics == "exclude" else 0,
+              "n_imputed_no_omics": n_no if missing_omics == "impute" else 0}
+    return keep, record
+
+
+def omics_coverage_text(record: dict | None) -> str:
+    """One line for the CLI and figures from an :func:`omics_coverage` record, e.g.
+    ``333 of 480 patients have no RNA and were left out (missing_omics=exclude)``; "" when every
+    patient has expression or ``record`` is None/empty."""
+    if not record or not record.get("n_no_omics"):
+        return ""
+    n, of = record["n_no_omics"], record["n_patients"]
+    if record.get("missing_omics") == "impute":
+        return (f"{n} of {of} patients have no RNA; their expression was imputed with training-row means "
+                "(missing_omics=impute)")
+    return f"{n} of {of} patients have no RNA and were left out (missing_omics=exclude)"
+
+
+def restrict_to_omics(cohort, missing_omics: str = "exclude", model: str = "the model"):
+    """The cohort a model with expression inputs is fitted and evaluated on, decided before any split.
+
+    Args:
+        cohort: a :class:`~pathviz.cohort.Cohort` (its ``omics`` may cover only part of the patients).
+        missing_omics: ``"exclude"`` (default): a new Cohort with the same declarations restricted
+            to the patients with an expression profile; ``"impute"``: the cohort unchanged (the
+            model imputes training-row means).
+        model: the model's name, for messages.
+
+    Returns:
+        ``(cohort, record)``: ``record`` as :func:`omics_coverage` (counts only).
+
+    Raises:
+        PathVizError: as :func:`omics_coverage` (no patient with expression, unknown option).
+    """
+    import dataclasses
+
+    keep, record = omics_coverage(cohort.clinical, cohort.omics, missing_omics, model, cohort.name)
+    if keep.all():
+        return cohort, record
+    return dataclasses.replace(cohort, clinical=cohort.clinical[keep], omics=cohort.omics), record

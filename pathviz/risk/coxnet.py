@@ -18,7 +18,7 @@ import pandas as pd
 
 from pathviz.cohort.schema import Cohort
 from pathviz.errors import PathVizError
-from pathviz.risk.base import RiskModel, TabularPreprocessor
+from pathviz.risk.base import RiskModel, TabularPreprocessor, check_missing_omics, restrict_to_omics
 from pathviz.risk.breslow import BreslowBaseline, fit_breslow
 from pathviz.survival.concordance import harrell_c
 from pathviz.survival.splits import stratified_folds, train_validation_split
@@ -43,6 +43,10 @@ class CoxnetRiskModel(RiskModel):
             one of them (or a column whose name reads like an outcome) as a covariate raises
             :class:`~pathviz.cohort.OutcomeLeakageError` at fit time.
         allowed_covariates: columns cleared by the cohort despite outcome-like names.
+        missing_omics: patients with no expression profile (with ``use_genes``): ``"exclude"``
+            (default: fit/predict refuse them with a readable PathVizError; leave them out first,
+            :func:`~pathviz.risk.base.restrict_to_omics`) or ``"impute"`` (training-row gene means;
+            ``n_imputed_`` counts the imputed patients of the last fit/predict).
 
     Attributes (after fit): ``alpha_``, ``cv_c_index_`` (mean CV C at alpha_), ``coef_``
     (Series, standardised features), ``preprocessor_``, ``baseline_`` (Breslow baseline of the
@@ -51,7 +55,8 @@ class CoxnetRiskModel(RiskModel):
 
     def __init__(self, clinical: list[str] | None = None, use_genes: bool = True, l1_ratio: float = 0.5,
                  n_folds: int = 5, max_genes: int = 500, clinical_penalty: float = 0.1, seed: int = 0,
-                 outcome_columns=(), allowed_covariates=()):
+                 outcome_columns=(), allowed_covariates=(), missing_omics: str = "exclude"):
+        self.missing_omics = check_missing_omics(missing_omics)
         self.outcome_columns = tuple(outcome_columns)
         self.allowed_covariates = tuple(allowed_covariates)
         self.clinical_penalty = clinical_penalty
@@ -96,7 +101,7 @@ class CoxnetRiskModel(RiskModel):
 
     def _preprocessor(self) -> TabularPreprocessor:
         return TabularPreprocessor(self.clinical, self.use_genes, self.max_genes, self.outcome_columns,
-                                   self.allowed_covariates)
+                                   self.allowed_covariates, self.missing_omics)
 
     @property
     def feature_names_(self) -> list[str]:
@@ -109,13 +114,15 @@ class CoxnetRiskModel(RiskModel):
 
         Raises:
             OutcomeLeakageError: an outcome column among the covariates.
-            PathVizError: fewer than 5 training events, or no fittable path.
+            PathVizError: fewer than 5 training events, or no fittable path; a training patient
+                without expression while the model uses genes and ``missing_omics="exclude"``.
         """
         time, event = np.asarray(time, float), np.asarray(event, int)
         if event.sum() < 5:
             raise PathVizError(f"Only {event.sum()} events in the training data.", "a Cox model needs more events (>= 5).")
         self.preprocessor_ = self._preprocessor().fit(clinical, omics)
         X = self.preprocessor_.transform(clinical, omics).to_numpy()
+        self.n_imputed_ = int(getattr(self.preprocessor_, "n_imputed_", 0))
         self._penalty = self._penalties(self.preprocessor_)
         alphas = None
         for ratio in (0.05, 0.1, 0.2, 0.4):  # shorten the path where the weakest penalties overflow
@@ -154,9 +161,11 @@ class CoxnetRiskModel(RiskModel):
         """Prognostic index (linear predictor) per patient: float[n]; higher = worse.
 
         Raises:
-            PathVizError: the model uses genes and ``omics`` is None.
+            PathVizError: the model uses genes and ``omics`` is None, or a patient has no
+                expression profile and ``missing_omics="exclude"``.
         """
         X = self.preprocessor_.transform(clinical, omics).to_numpy()
+        self.n_imputed_ = int(getattr(self.preprocessor_, "n_imputed_", 0))
         return X @ self.coef_.to_numpy()
 
     def predict_survival_function(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, times) -> np.ndarray:
@@ -177,25 +186,38 @@ class CoxnetRiskModel(RiskModel):
 
 
 def fit_cohort_risk(cohort: Cohort, clinical: list[str] | None = None, use_genes: bool = True,
-                    validation_fraction: float = 0.3, seed: int = 0, **kw) -> tuple[CoxnetRiskModel, pd.DataFrame]:
+                    validation_fraction: float = 0.3, seed: int = 0, missing_omics: str = "exclude",
+                    **kw) -> tuple[CoxnetRiskModel, pd.DataFrame]:
     """Fit the penalised Cox on a training split of a cohort
     (:func:`~pathviz.survival.splits.train_validation_split`, stratified by event, seeded) and
-    score every patient. ``kw`` goes to :class:`CoxnetRiskModel`.
+    score every patient it uses. ``kw`` goes to :class:`CoxnetRiskModel`.
+
+    With genes (``use_genes`` and a cohort with expression), patients without an expression
+    profile are handled BEFORE the split (:func:`~pathviz.risk.base.restrict_to_omics`):
+    ``missing_omics="exclude"`` (default) leaves them out, ``"impute"`` keeps them with training-row
+    gene means. ``model.omics_coverage_`` records the counts (``n_excluded_no_omics``,
+    ``n_imputed_no_omics``...; None without genes).
 
     Raises:
-        OutcomeLeakageError, PathVizError: as :meth:`CoxnetRiskModel.fit`.
+        OutcomeLeakageError, PathVizError: as :meth:`CoxnetRiskModel.fit`; PathVizError also when no
+            patient has expression while genes are asked for.
 
     Returns:
-        ``(model, table)``: table indexed by patient_id with ``time``, ``event``, ``risk``,
-        ``split`` (``training``/``validation``).
+        ``(model, table)``: table indexed by patient_id (the patients used: all of them, or those
+        with expression under ``"exclude"``) with ``time``, ``event``, ``risk``, ``split``
+        (``training``/``validation``).
     """
+    genes = use_genes and cohort.omics is not None
+    coverage = None
+    if genes:
+        cohort, coverage = restrict_to_omics(cohort, missing_omics, "the elastic-net Cox")
     clin = cohort.clinical
     covs = [c for c in (clinical if clinical is not None else default_covariates(cohort))]
     train, val = train_validation_split(cohort.event, validation_fraction, seed)
-    genes = use_genes and cohort.omics is not None
     model = CoxnetRiskModel(covs, genes, seed=seed, outcome_columns=cohort.outcome_columns,
-                            allowed_covariates=cohort.allowed_covariates, **kw)
+                            allowed_covariates=cohort.allowed_covariates, missing_omics=missing_omics, **kw)
     model.fit(clin[train], cohort.omics, cohort.time[train], cohort.event[train])
+    model.omics_coverage_ = coverage
     table = clin[["time", "event"]].copy()
     table["risk"] = model.predict_risk(clin, cohort.omics)
     table["split"] = np.where(train, "training", "validation")

@@ -70,6 +70,11 @@ class CoxPASNetModel(RiskModel):
         outcome_columns: the cohort's outcome columns (:attr:`pathviz.cohort.Cohort.outcome_columns`);
             fit refuses any of them (or an outcome-like name) among ``clinical``.
         allowed_covariates: names the cohort cleared despite looking like outcomes.
+        missing_omics: patients with no expression profile: ``"exclude"`` (default: fit and
+            predict refuse them with a readable PathVizError giving their count; leave them out
+            first, :func:`~pathviz.risk.base.restrict_to_omics`) or ``"impute"`` (their genes are
+            the training-row means, i.e. 0 after the training z-scoring; ``n_imputed_`` counts
+            them in the last fit/predict).
 
     Attributes (after fit): ``net_`` (the bagged :class:`~pathviz.nn.coxpasnet.CoxPASNetEnsemble`),
     ``genes_``, ``pathways_``, ``mask_`` (``bool[n_genes, n_pathways]``), ``scaler_``,
@@ -79,7 +84,12 @@ class CoxPASNetModel(RiskModel):
 
     def __init__(self, library: GeneSetLibrary, clinical: list[str] | None = None, grid: dict | None = None,
                  config: TrainConfig | None = None, min_coverage: float = 0.5, device: str | None = None,
-                 n_members: int = 5, outcome_columns=(), allowed_covariates=(), progress=None):
+                 n_members: int = 5, outcome_columns=(), allowed_covariates=(), progress=None,
+                 missing_omics: str = "exclude"):
+        from pathviz.risk.base import check_missing_omics
+
+        self.missing_omics = check_missing_omics(missing_omics)
+        self.n_imputed_ = 0
         self.progress = progress  # optional progress(fraction 0..1, message) over the grid fits of :meth:`fit`
         self.outcome_columns = tuple(outcome_columns)
         self.allowed_covariates = tuple(allowed_covariates)
@@ -103,13 +113,27 @@ class CoxPASNetModel(RiskModel):
         X = X.fillna(self.clin_median_)
         return ((X - self.clin_mean_) / self.clin_sd_).to_numpy(np.float32)
 
+    def _missing_rows(self, omics: pd.DataFrame, index, where: str) -> np.ndarray:
+        """bool[n]: the patients of ``index`` without an expression row; refused (PathVizError
+        with their count, no ids) unless ``missing_omics="impute"``."""
+        absent = ~np.asarray(index.isin(omics.index), bool)
+        if absent.any() and self.missing_omics != "impute":
+            raise PathVizError(
+                f"{int(absent.sum())} of {len(index)} {where} patients have no expression profile (Cox-PASNet needs one).",
+                "leave them out before the split (missing_omics='exclude', pathviz.risk.restrict_to_omics), or ask "
+                "for training-mean imputation with missing_omics='impute'.")
+        return absent
+
     def _gene_matrix(self, omics: pd.DataFrame, index, where: str) -> np.ndarray:
-        missing = index.difference(omics.index)
-        if len(missing):
-            raise PathVizError(f"{len(missing)} patients have no expression profile, e.g. {', '.join(map(str, missing[:3]))}.",
-                               "score only patients with expression data.")
-        X = self.scaler_.transform(omics.loc[index, self.scaler_input_], where)
-        return X[self.genes_].to_numpy(np.float32)
+        """Scaled expression ``float32[n, len(genes_)]`` of ``index``'s patients; with
+        ``missing_omics="impute"`` a patient without a profile gets the training means (zeros)."""
+        absent = self._missing_rows(omics, index, where)
+        self.n_imputed_ = int(absent.sum())
+        out = np.zeros((len(index), len(self.genes_)), np.float32)
+        if (~absent).any():
+            X = self.scaler_.transform(omics.loc[index[~absent], self.scaler_input_], where)
+            out[~absent] = X[self.genes_].to_numpy(np.float32)
+        return out
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, clinical: pd.DataFrame, omics: pd.DataFrame | None, time, event) -> "CoxPASNetModel":
@@ -119,8 +143,8 @@ class CoxPASNetModel(RiskModel):
         Raises:
             OutcomeLeakageError: an outcome column among the clinical covariates (the guard of
                 :mod:`pathviz.cohort.endpoints`).
-            PathVizError: no expression matrix, a covariate not in the table, patients without
-                expression.
+            PathVizError: no expression matrix, a covariate not in the table, training patients
+                without expression (unless ``missing_omics="impute"``), none with expression.
         """
         check_no_outcome_features(self.clinical, self.outcome_columns, where="Cox-PASNet's clinical layer",
                                   allowed=self.allowed_covariates)
@@ -132,7 +156,11 @@ class CoxPASNetModel(RiskModel):
                 raise PathVizError(f"Clinical covariate {c!r} is not in the cohort.", f"use some of {', '.join(clinical.columns)}.")
         self.mapping_ = pathway_mask(self.library, list(omics.columns), min_coverage=self.min_coverage)
         self.scaler_input_ = list(self.mapping_.genes)  # already in the cohort's spelling
-        self.scaler_ = ExpressionScaler().fit(omics.loc[clinical.index, self.scaler_input_])
+        absent = self._missing_rows(omics, clinical.index, "training")
+        if absent.all():
+            raise PathVizError(f"None of the {len(clinical)} training patients has an expression profile.",
+                               "train on a cohort where at least part of the patients have expression (RNA).")
+        self.scaler_ = ExpressionScaler().fit(omics.loc[clinical.index[~absent], self.scaler_input_])
         keep = [g for g in self.mapping_.genes if g in set(self.scaler_.genes_)]
         dropped = set(self.mapping_.genes) - set(keep)
         gi = [self.mapping_.genes.index(g) for g in keep]
@@ -141,7 +169,9 @@ class CoxPASNetModel(RiskModel):
         self.pathways_ = [p for p, on in zip(self.mapping_.pathways, self.mask_.any(axis=0)) if on]
         self.mask_ = self.mask_[:, self.mask_.any(axis=0)]
         self.notes_ = [self.mapping_.report()] + self.scaler_.report + (
-            [f"{len(dropped)} pathway genes constant in training dropped"] if dropped else [])
+            [f"{len(dropped)} pathway genes constant in training dropped"] if dropped else []) + (
+            [f"{int(absent.sum())} training patients without expression: genes imputed with training-row means "
+             "(missing_omics=impute)"] if absent.any() else [])
         num = clinical[self.clinical].apply(pd.to_numeric, errors="coerce").astype(float)
         self.clin_median_ = num.median()
         self.clin_mean_ = num.fillna(self.clin_median_).mean()
@@ -204,7 +234,8 @@ class CoxPASNetModel(RiskModel):
         """Prognostic index float[n] (higher = worse): the mean of the members' indices.
 
         Raises:
-            PathVizError: ``omics`` is None, or a patient has no expression profile.
+            PathVizError: ``omics`` is None, or a patient has no expression profile (unless
+                ``missing_omics="impute"``: training means, counted in ``n_imputed_``).
         """
         self.net_.eval()
         with torch.no_grad():
@@ -255,7 +286,7 @@ class CoxPASNetModel(RiskModel):
             "config": asdict(self.config_), "member_configs": [asdict(c) for c in self.member_configs_],
             "grid": self.grid_results_, "val_c_index": self.val_c_index_,
             "baseline": self.baseline_.to_dict(),
-            "notes": self.notes_, "gene_set_source": source, **(extra or {}),
+            "notes": self.notes_, "gene_set_source": source, "missing_omics": self.missing_omics, **(extra or {}),
         }
         (folder / "model.json").write_text(json.dumps(meta, indent=1))
         (folder / "MODEL_CARD.md").write_text(
@@ -287,7 +318,8 @@ class CoxPASNetModel(RiskModel):
 
         lib = GeneSetLibrary([GeneSet(p, meta["pathway_descriptions"].get(p, ""), []) for p in meta["pathways"]],
                              meta.get("gene_set_source", ""))
-        m = cls(lib, meta["clinical"], config=TrainConfig(**meta["config"]), device=device)
+        m = cls(lib, meta["clinical"], config=TrainConfig(**meta["config"]), device=device,
+                missing_omics=meta.get("missing_omics", "exclude"))
         mask = np.zeros(int(np.prod(meta["mask_shape"])), bool)
         mask[meta["mask"]] = True
         m.mask_ = mask.reshape(meta["mask_shape"])

@@ -77,7 +77,11 @@ def load_registered_risk(registry: ModelRegistry, ref: str, cohort: Cohort) -> S
     if man.kind == "coxpasnet":
         from pathviz.risk.coxpasnet import CoxPASNetModel
 
+        from pathviz.risk.base import restrict_to_omics
+
         net = CoxPASNetModel.load(folder)
+        # the patients the version could use: those with expression, unless it was trained with imputation
+        cohort, _ = restrict_to_omics(cohort, net.missing_omics, "Cox-PASNet")
         pi = net.predict_risk(cohort.clinical, cohort.omics)
         preds = pd.read_csv(folder / "validation_predictions.csv")
         first = preds[preds["split_seed"] == preds["split_seed"].iloc[0]]

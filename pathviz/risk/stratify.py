@@ -23,7 +23,15 @@ import pandas as pd
 
 from pathviz.cohort import MARKER_THRESHOLDS, Cohort, CohortError, load_cohort
 from pathviz.errors import PathVizError
-from pathviz.risk import CoxnetRiskModel, RiskModel, StoredRiskModel, default_covariates, fit_cohort_risk
+from pathviz.risk import (
+    CoxnetRiskModel,
+    RiskModel,
+    StoredRiskModel,
+    default_covariates,
+    fit_cohort_risk,
+    omics_coverage_text,
+    restrict_to_omics,
+)
 from pathviz.survival.chance import HeldOutC, held_out_c_index
 from pathviz.survival import (
     Cutoff,
@@ -53,7 +61,9 @@ class RiskStratification:
     """A cohort scored and stratified.
 
     Attributes:
-        cohort: the cohort.
+        cohort: the cohort the model was fitted and evaluated on: with an expression model and
+            ``missing_omics="exclude"``, only the patients with an expression profile (the count
+            left out is ``metrics["n_excluded_no_omics"]``).
         model: the fitted :class:`~pathviz.risk.RiskModel`: a :class:`~pathviz.risk.CoxnetRiskModel`,
             or a :class:`~pathviz.risk.StoredRiskModel`.
         table: per patient (index patient_id): ``time, event, risk, split, group, percentile``
@@ -64,7 +74,9 @@ class RiskStratification:
         metrics: discrimination on validation patients: ``harrell_c`` (with bootstrap ``_lower``,
             ``_upper``), ``uno_c``, ``auc`` {months: AUC}, ``ibs``; ``cv_c_index`` on training;
             ``oracle_c`` / ``oracle_main_effects_c`` on a semi-synthetic cohort (the planted
-            truth's C on the same patients).
+            truth's C on the same patients); with expression, the patients without a profile:
+            ``missing_omics``, ``n_patients``, ``n_no_omics``, ``n_excluded_no_omics``,
+            ``n_imputed_no_omics`` and ``omics_note`` (:func:`~pathviz.risk.omics_coverage_text`).
         held_out: the held-out C-index with its CI and chance verdict
             (:class:`~pathviz.survival.chance.HeldOutC`; ``warning`` is set when the CI includes 0.5).
     """
@@ -204,7 +216,7 @@ def parse_cutoff(text: str) -> tuple[str, float | None]:
 
 def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: str = "validation", seed: int = 0,
                      use_genes: bool = True, model: StoredRiskModel | None = None,
-                     check_groups: bool = True) -> RiskStratification:
+                     check_groups: bool = True, missing_omics: str = "exclude") -> RiskStratification:
     """Fit, score and stratify (see module docstring).
 
     The C-index CI uses the fixed bootstrap of :mod:`pathviz.survival.chance` (``BOOTSTRAP_N``
@@ -214,16 +226,29 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     :meth:`StoredRiskModel.from_pagenet`) used instead of fitting the elastic-net Cox model; its
     fitted patients are the training split and its held-out test patients the validation split.
 
+    ``missing_omics``: patients without an expression profile when the fitted elastic-net Cox uses
+    genes: ``"exclude"`` (default) leaves them out before the split (counted in the metrics),
+    ``"impute"`` scores them from training-row gene means (the metrics' ``omics_note`` says so).
+
     Raises:
+        PathVizError: genes asked for but no patient has an expression profile.
         CohortError: the stored model scored other patients than the cohort's.
         SmallGroupError: the cut-off leaves a group with fewer than 5 patients or no events
             among the evaluated patients (the message names the groups and what to do); not
             raised with ``check_groups=False`` (discrimination only, e.g. ``survival cindex``).
     """
     cohort = load_cohort(cohort) if isinstance(cohort, str) else cohort
+    coverage = None
     if model is None:
-        model, table = fit_cohort_risk(cohort, use_genes=use_genes, seed=seed)
+        if use_genes and cohort.omics is not None:
+            cohort, coverage = restrict_to_omics(cohort, missing_omics, "the elastic-net Cox")
+        model, table = fit_cohort_risk(cohort, use_genes=use_genes, seed=seed, missing_omics=missing_omics)
+        model.omics_coverage_ = coverage
     else:
+        scored = set(model.table.index)
+        if (scored != set(cohort.clinical.index) and cohort.omics is not None and scored == set(cohort.omics.index)):
+            # a model with expression inputs left out the patients without a profile: evaluate the same patients
+            cohort, coverage = restrict_to_omics(cohort, "exclude", model.label)
         if set(model.table.index) != set(cohort.clinical.index):
             raise CohortError(f"{model.label} was trained on other patients than cohort {cohort.name!r}.",
                               "choose the cohort the model was trained on, or retrain it.")
@@ -239,6 +264,8 @@ def stratify_by_risk(cohort: Cohort | str, cutoff: str = "median", evaluate_on: 
     ev = ~train if evaluate_on == "validation" else np.ones(len(table), bool)
     sub = table[ev]
     metrics = risk_metrics(model, cohort, table, train)
+    if coverage is not None:
+        metrics.update(coverage, omics_note=omics_coverage_text(coverage))
     if check_groups:
         check_group_sizes(sub["group"], sub["event"], labels=cut.labels,
                           context=f"{'validation' if evaluate_on == 'validation' else 'all'} patients, {cut.method} cut-off",

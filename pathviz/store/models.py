@@ -177,3 +177,25 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class CohortRecord(Base):
+    """A cohort registered in the workspace (``pathviz cohort add``): where its files are and how to
+    read them. Built-in cohorts (SurvSet, scikit-survival, the shared TCGA folders, the demo) are
+    code, not rows.
+
+    Columns: ``name`` (primary key, ``[a-z0-9_]``), ``format`` (``tcga``, ``cbioportal``, ``gdc``,
+    ``csv``), ``path`` (absolute folder or file), ``options`` (JSON: column mapping, time unit,
+    event map...), ``summary`` (JSON of the cohort's summary when added: patients, events,
+    endpoints, omics scale), ``added_by`` (username), ``added_at`` (UTC).
+    """
+
+    __tablename__ = "cohorts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    format: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    options: Mapped[str] = mapped_column(Text, default="{}")
+    summary: Mapped[str] = mapped_column(Text, default="{}")
+    added_by: Mapped[str] = mapped_column(String(128), default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -18,7 +18,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 #: The newest revision; a database already at it skips Alembic entirely (fast open).
-HEAD = "0002"
+HEAD = "0003"
 #: The revision whose schema pre-migration databases have.
 BASELINE = "0001"
 _HERE = Path(__file__).resolve().parent
