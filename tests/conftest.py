@@ -79,10 +79,18 @@ def demo_home(tmp_path_factory, demo_svs, demo_png) -> Path:
 def demo_ws(demo_home, tmp_path, monkeypatch) -> Workspace:
     """A private copy of the demo workspace (PATHVIZ_HOME points at it)."""
     home = tmp_path / "demo_ws"
-    shutil.copytree(demo_home, home)
-    # Slide paths are absolute: re-point the copied registry at the copied files.
+    # The database is copied with SQLite's backup API, never as files: demo_home's database may be
+    # open in this process (WAL mode), and a raw copy of its -wal/-shm pair can hand readers of the
+    # copy a stale wal-index (pages from the wrong frames: "corrupt" until the next checkpoint).
+    shutil.copytree(demo_home, home, ignore=shutil.ignore_patterns("pathviz.db", "pathviz.db-*", "pathviz.db.lock"))
     import sqlite3
 
+    src = sqlite3.connect(f"file:{demo_home / 'pathviz.db'}?mode=ro", uri=True)
+    dst = sqlite3.connect(home / "pathviz.db")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    # Slide paths are absolute: re-point the copied registry at the copied files.
     con = sqlite3.connect(home / "pathviz.db")
     con.execute("UPDATE slides SET path = REPLACE(path, ?, ?)", (str(demo_home), str(home)))
     con.commit()

@@ -394,17 +394,33 @@ def builtin_cohort_names() -> list[str]:
     return ["demo"] + list(_registry())
 
 
+_REGISTRIES: dict[tuple[str, str], object] = {}
+
+
 def _registered():
-    """The workspace's cohort registry (None where no workspace can be opened)."""
+    """The workspace's cohort registry (None where no workspace can be opened). One per
+    (``PATHVIZ_HOME``, database URL) and process, on the database this process already has open for
+    that URL when there is one: a second SQLite engine on the same file in one process made the job
+    process delete the WAL and its shared-memory index at exit while other processes still used
+    them (other processes then saw stale data or "disk I/O error"; found by tests/test_jobs.py)."""
     from pathviz.cohort.registry import CohortRegistry
     from pathviz.settings import Settings
     from pathviz.store.workspace import Workspace
 
-    try:
-        ws = Workspace(Settings.from_env())
-    except Exception:  # noqa: BLE001 - no workspace here: built-in cohorts only
-        return None
-    return CohortRegistry(ws.db, ws.audit)
+    from pathviz.auth.audit import AuditLog
+    from pathviz.store.db import Database
+
+    settings = Settings.from_env()
+    key = (str(settings.home), settings.database_url)
+    if key not in _REGISTRIES:
+        db = Database.live(settings.database_url)  # this process's open database of that URL, if any
+        if db is None:
+            try:
+                db = Workspace(settings).db
+            except Exception:  # noqa: BLE001 - no workspace here: built-in cohorts only
+                return None
+        _REGISTRIES[key] = CohortRegistry(db, AuditLog(db))
+    return _REGISTRIES[key]
 
 
 def _demo_dir() -> Path:

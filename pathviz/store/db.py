@@ -39,6 +39,7 @@ import os
 import random
 import sqlite3
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -65,6 +66,13 @@ BUSY_TIMEOUT_MS = 30000
 RETRY_WINDOW_S = BUSY_TIMEOUT_MS / 1000.0
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+#: Database files this process has checked already. The check reads the file with a plain
+#: ``open()``, and closing any descriptor of a file drops every POSIX lock the process holds on it,
+#: including SQLite's own locks of connections already open here (https://www.sqlite.org/howtocorrupt.html,
+#: section 2.2): so a file is checked once per process, before this process has connections to it.
+_CHECKED: set[str] = set()
+#: The open Database objects of this process by URL (weak: dropping a Database forgets it).
+_LIVE: "weakref.WeakValueDictionary[str, Database]" = weakref.WeakValueDictionary()
 _RESTORE_FIX = "restore the file from a backup copy, or move it aside to start an empty workspace."
 _WRITE_OPTION = "pathviz_write"
 
@@ -101,7 +109,11 @@ class Database:
         with self._schema_lock():
             if self.path is not None:
                 self.read_only = _read_only(url, self.path)
-                _check_file(self.path)
+                key = str(self.path.resolve()) if self.path.exists() else None
+                if key is None or key not in _CHECKED:
+                    _check_file(self.path)
+                    if key is not None:
+                        _CHECKED.add(key)
             self.engine = create_engine(url, future=True, connect_args=connect_args)
             if self._sqlite:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -112,6 +124,7 @@ class Database:
                 self.engine.dispose()
                 raise self._translate(exc, "open") from exc
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        _LIVE[url] = self
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._write_session = sessionmaker(self._write_engine, expire_on_commit=False)
 
@@ -132,6 +145,12 @@ class Database:
                 "but it is read-only.", "open it once with write access (any pathviz command) to upgrade it.", where)
         with self.engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
             upgrade_to_head(conn)
+
+    @staticmethod
+    def live(url: str) -> "Database | None":
+        """A :class:`Database` of ``url`` this process has open (the newest), or None: code that only
+        needs to read a table should use it rather than open a second engine on the same file."""
+        return _LIVE.get(url)
 
     def session(self) -> Session:
         """A plain session (deferred transactions). Errors are not translated; write with :meth:`write`."""
