@@ -224,17 +224,23 @@ def _months(values: pd.Series, name: str, column: str, path: Path) -> pd.Series:
     return num.astype(float)
 
 
+def _comment_lines(path: Path) -> int:
+    """How many leading ``#`` lines a cBioPortal / MAF file has (cBioPortal metadata, MAF ``#version``)."""
+    n = 0
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            n += 1
+    return n
+
+
 def _read_cbio_expression(path: Path, name: str) -> tuple[pd.DataFrame, list[str]]:
     """A cBioPortal expression file as samples x genes (``Hugo_Symbol`` rows, one column per
     sample; ``Entrez_Gene_Id`` dropped); rows without a symbol dropped, duplicate symbols reduced
     to their highest-variance row. Returns ``(matrix, notes)``."""
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            n_head = 0
-            for line in fh:
-                if not line.startswith("#"):
-                    break
-                n_head += 1
+        n_head = _comment_lines(path)
         table = pd.read_csv(path, sep="\t", skiprows=n_head, dtype={"Hugo_Symbol": str, "Entrez_Gene_Id": str},
                             na_values=list(CBIO_MISSING), keep_default_na=False, quoting=3)
     except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -275,12 +281,7 @@ def _sample_ids_in_header(path: Path, skip: tuple[str, ...]) -> list[str]:
 
 def _mutation_samples(path: Path) -> list[str]:
     """``Tumor_Sample_Barcode`` values of a MAF (``data_mutations.txt``; ``#version`` lines skipped)."""
-    with open(path, encoding="utf-8-sig") as fh:
-        n_head = 0
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            n_head += 1
+    n_head = _comment_lines(path)
     try:
         col = pd.read_csv(path, sep="\t", skiprows=n_head, usecols=["Tumor_Sample_Barcode"], dtype=str, quoting=3)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
