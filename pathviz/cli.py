@@ -1049,6 +1049,9 @@ def main(argv: list[str] | None = None) -> int:
     except PathVizError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (e.g. `| head`): not an error of the command
+        sys.stderr.close()
+        return 0
     except OSError as exc:  # a file the command needed (not one PathViz validated): name it, never a traceback
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"error: {exc.strerror or exc}{where}. Fix: check that the path exists and is readable, "

@@ -53,3 +53,14 @@ def test_suggested_commands_work(demo_ws, capsys):
     assert main(["cohort", "list"]) == 0
     assert "gbsg2" in capsys.readouterr().out
     assert main(["slide", "list"]) == 0
+
+
+def test_a_closed_pipe_is_not_reported_as_a_missing_file(tmp_path):
+    """`pathviz ... | head -1`: the reader leaves early; no misleading 'check that the path exists'."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "PATHVIZ_HOME": str(tmp_path / "ws")}
+    out = subprocess.run(f"{sys.executable} -m pathviz --help >/dev/null; {sys.executable} -m pathviz cohort list | head -1",
+                         shell=True, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and "check that the path exists" not in out.stderr, out.stderr
