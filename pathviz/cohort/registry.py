@@ -143,13 +143,9 @@ class CohortRegistry:
         refused = CohortError(f"{str(path).strip() or '(empty path)'} is not allowed or not found.",
                               "choose a folder inside the workspace, PATHVIZ_SLIDE_ROOTS or the shared data folder "
                               "(listed on this page), or use `pathviz cohort add` on the server.")
-        try:
-            src = Path(str(path).strip()).expanduser().resolve()
-            if not str(path).strip() or not any(src.is_relative_to(Path(r).resolve()) for r in allowed_roots) \
-                    or not src.exists():
-                raise refused
-        except (OSError, RuntimeError, ValueError):
-            raise refused from None
+        from pathviz.store.workspace import resolve_allowed
+
+        src = resolve_allowed(path, allowed_roots, refused)
         return self.add(actor, src, fmt, name=name or None, options=options)
 
     def remove(self, actor, name: str) -> None:

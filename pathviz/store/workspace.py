@@ -141,13 +141,7 @@ class Workspace:
         refused = WorkspaceError(f"{str(path).strip() or '(empty path)'} is not allowed or not found.",
                                  "choose a file inside the workspace or a folder of PATHVIZ_SLIDE_ROOTS (listed on "
                                  "this page), or upload the file.")
-        try:
-            src = Path(str(path).strip()).expanduser().resolve()
-            allowed = any(src.is_relative_to(root) for root in self.allowed_roots())
-            if not allowed or not src.is_file():
-                raise refused
-        except (OSError, RuntimeError, ValueError):
-            raise refused from None
+        src = resolve_allowed(path, self.allowed_roots(), refused, Path.is_file)
         rec = self.add_slide(src, mpp=mpp, added_by=actor.username)
         self.audit.record(actor, "slide.added", "slide", rec.slide_id, {"how": "path", "mpp": rec.mpp})
         return rec
@@ -510,6 +504,24 @@ class Workspace:
 
 
 _MODEL_LAYER = re.compile(r"^(?P<base>[a-z0-9_]+)-m(?P<tag>[0-9a-f]{6,32})$")
+
+
+def resolve_allowed(path, roots, refused: Exception, exists=Path.exists) -> Path:
+    """A path typed on a web page, resolved (symlinks, ``..``), when it lies inside one of ``roots``
+    and ``exists(path)`` holds; otherwise ``refused`` is raised, the same for every path that is not
+    allowed or not found, so a page is no file-existence oracle.
+
+    Raises:
+        ``refused``: empty, outside every root, missing (or failing ``exists``), or unresolvable.
+    """
+    text = str(path).strip()
+    try:
+        src = Path(text).expanduser().resolve()
+        if not text or not any(src.is_relative_to(Path(r).resolve()) for r in roots) or not exists(src):
+            raise refused
+    except (OSError, RuntimeError, ValueError):
+        raise refused from None
+    return src
 
 
 def model_layer_name(base: str, tag: str) -> str:
