@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages.ui.auth import acting, require_page
 from pages.ui.context import workspace
+from pathviz.cohort import load_cohort
 from pathviz.errors import PathVizError
 from pathviz.jobs.queue import JobQueue, job_kinds
 from pathviz.jobs.worker import ensure_worker
@@ -38,8 +39,8 @@ cohorts = _cohorts(kind)
 if not cohorts:
     st.warning(f"No cohort here has what a {kind} model needs.")
 else:
+    cohort = st.selectbox("Cohort", cohorts, key=f"adm_cohort_{kind}")  # outside the form: endpoints follow it
     with st.form(f"adm_train_{kind}"):
-        cohort = st.selectbox("Cohort", cohorts, key=f"adm_cohort_{kind}")
         values = {}
         for pname, p in spec.params.items():
             default, help_ = p.get("default"), p.get("help")
@@ -52,6 +53,14 @@ else:
                 values[pname] = st.number_input(pname, min_value=float(p["min"]) if "min" in p else None,
                                                 max_value=float(p["max"]) if "max" in p else None, value=default,
                                                 help=help_, key=f"adm_{kind}_{pname}", format="%.3g")
+            elif pname == "endpoint":  # the chosen cohort's endpoints; "" = its primary one
+                ends = {e.key: e.label for e in load_cohort(cohort).endpoints}
+                first = next(iter(ends))
+                picked = st.selectbox("endpoint", list(ends), help=help_, key=f"adm_{kind}_endpoint_{cohort}",
+                                      format_func=lambda k: f"{ends[k]} ({k})" + (" · primary" if k == first else ""))
+                values[pname] = "" if picked == first else picked
+            elif "choices" in p:
+                values[pname] = st.selectbox(pname, p["choices"], help=help_, key=f"adm_{kind}_{pname}")
             elif pname in spec.choices:  # values that depend on the workspace (e.g. its gene-set files)
                 values[pname] = st.selectbox(pname, spec.choices[pname](ws.home), help=help_, key=f"adm_{kind}_{pname}",
                                              format_func=lambda g: Path(g).name)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages.ui.auth import acting, require_page
 from pages.ui.context import workspace
-from pathviz.cohort import available_cohorts, load_cohort
+from pathviz.cohort import endpoint_model_name, load_cohort, load_cohort_endpoint
 from pathviz.errors import PathVizError
 from pathviz.explain import (
     activation_heatmap,
@@ -59,6 +59,13 @@ def _add_gmt() -> None:
 with st.sidebar:
     omics_cohorts = cohorts_with_omics()
     cohort_name = st.selectbox("Cohort", omics_cohorts, key="pw_cohort")
+    ends = {e.key: e.label for e in load_cohort(cohort_name).endpoints}
+    if st.session_state.get("pw_endpoint") not in ends:  # first visit or another cohort: its primary endpoint
+        st.session_state["pw_endpoint"] = next(iter(ends))
+    endpoint = st.selectbox("Endpoint", list(ends), format_func=lambda k: f"{ends[k]} ({k})", key="pw_endpoint",
+                            disabled=len(ends) < 2, help="The survival endpoint the model is trained on; each endpoint "
+                            "has its own models (patients without it are left out).")
+    model_name = endpoint_model_name(cohort_name, endpoint)
     user_gmts = {str(p): f"{p.name} (yours)" for p in user_gmt_files(ws)}
     libraries = {**LIBRARIES, **user_gmts}
     lib_name = st.selectbox("Gene sets", list(libraries), format_func=libraries.get, key="pw_library")
@@ -86,11 +93,11 @@ def _verified_path(models_dir: str, ref: str) -> Path:
     immutable, so the reference is the cache key; no re-hashing of weights on every rerun)."""
     return ModelRegistry(models_dir).path(ref)
 
-versions = list(reversed(registry.versions("coxpasnet", cohort_name)))  # newest first
+versions = list(reversed(registry.versions("coxpasnet", model_name)))  # newest first
 version = None
 if versions:
-    chosen = registry.get(f"coxpasnet/{cohort_name}")  # the production alias, else the newest version
-    aliases = registry.aliases("coxpasnet", cohort_name)
+    chosen = registry.get(f"coxpasnet/{model_name}")  # the production alias, else the newest version
+    aliases = registry.aliases("coxpasnet", model_name)
     by_version = {v: a for a, v in aliases.items()}
     labels = {m.version: f"{m.version}" + (f" · {by_version[m.version]}" if m.version in by_version else "")
               + f" · {m.params.get('genesets', '?')}, seed {m.split_seed}" for m in versions}
@@ -100,7 +107,7 @@ if versions:
         picked = st.selectbox("Model version", list(labels), format_func=labels.get, key="pw_version",
                               help="Pages use the production version (else the newest); promote one on the admin page.")
     try:
-        version = registry.get(f"coxpasnet/{cohort_name}@{picked}")
+        version = registry.get(f"coxpasnet/{model_name}@{picked}")
         folder = _verified_path(str(ws.models_dir), version.ref)  # files checked against the manifest
     except RegistryError as exc:
         st.error(str(exc))
@@ -110,20 +117,29 @@ if versions:
 def train_section() -> None:
     """Train a new Cox-PASNet version of this cohort as a background job (gene sets, seed, splits)."""
     with st.expander("Train a new version", expanded=version is None):
-        running = [j for j in queue.active("coxpasnet") if j.params.get("cohort") == cohort_name]
+        running = [j for j in queue.active("coxpasnet") if j.params.get("cohort") == cohort_name
+                   and (j.params.get("endpoint") or next(iter(ends))) == endpoint]
         if running:
             st.caption(f"Job #{running[0].id} is training Cox-PASNet on {cohort_name} in the background.")
             job_progress(ws, running[0].id)
             return
         seed = int(st.number_input("Split seed", 0, 10_000, 0, key="pw_seed"))
         repeats = int(st.number_input("Repeated splits (stability)", 1, 20, 3, key="pw_repeats"))
-        st.caption(f"New version: {libraries[lib_name]}, split seed {seed}, {repeats} split{'s' if repeats > 1 else ''}. "
-                   f"CLI: `pathviz train coxpasnet --cohort {cohort_name} --genesets {lib_name} --seed {seed} "
-                   f"--repeats {repeats}`. It runs as a background job (see the admin page); you may leave this page.")
+        impute = st.checkbox("Impute patients without expression (training-row gene means)", value=False,
+                             key="pw_impute", help="Default: patients without an expression profile are left out and "
+                             "counted; imputing keeps them with average expression, which can blur the ranking.")
+        primary = endpoint == next(iter(ends))
+        st.caption(f"New version of coxpasnet/{model_name}: {libraries[lib_name]}, endpoint {ends[endpoint]}, split seed "
+                   f"{seed}, {repeats} split{'s' if repeats > 1 else ''}, patients without expression "
+                   f"{'imputed' if impute else 'left out'}. CLI: `pathviz train coxpasnet --cohort {cohort_name} "
+                   f"--genesets {lib_name} --seed {seed} --repeats {repeats}"
+                   + ("" if primary else f" --endpoint {endpoint}") + (" --missing-omics impute" if impute else "")
+                   + "`. It runs as a background job (see the admin page); you may leave this page.")
         if st.button(f"Train Cox-PASNet ({repeats} split{'s' if repeats > 1 else ''})", key="pw_train", type="primary"):
             try:
-                job = queue.submit("coxpasnet", {"cohort": cohort_name, "genesets": lib_name, "seed": seed, "repeats": repeats},
-                                   actor=actor)
+                job = queue.submit("coxpasnet", {"cohort": cohort_name, "genesets": lib_name, "seed": seed, "repeats": repeats,
+                                                 "endpoint": "" if primary else endpoint,
+                                                 "missing_omics": "impute" if impute else "exclude"}, actor=actor)
                 ensure_worker(ws.home, job.device)
                 st.rerun()
             except PathVizError as exc:
@@ -161,7 +177,8 @@ def pagenet_section() -> None:
 
 
 if version is None:
-    st.info(f"No Cox-PASNet model for {cohort_name} yet: train one below (a background job; the admin page shows it).")
+    st.info(f"No Cox-PASNet model for {cohort_name} ({ends[endpoint]}) yet: train one below (a background job; the admin "
+            "page shows it).")
     train_section()
     pagenet_section()
     st.stop()
@@ -181,7 +198,7 @@ ranked = _ranked(str(folder), version.ref)
 metrics = ranked["metrics"]
 held = ranked["held_out"]
 model = _model(str(folder), version.ref)
-cohort = load_cohort(cohort_name)
+cohort = load_cohort_endpoint(cohort_name, endpoint)
 
 newest = versions[0].version
 st.caption(f"Model {version_label(registry, version)}, trained {version.created} on {version.cohort} (data "
@@ -210,6 +227,8 @@ elif held.warning:
 if held is not None and len(held.splits) > 1:
     st.caption(f"The rankings, node KM and heatmap below come from the split-{metrics['split_seed']} model (held-out C "
                f"{held.splits[0]:.3f} on its own validation patients); stability counts the other splits.")
+st.caption(f"Endpoint: {cohort.endpoint} (times in months). Patients: "
+           + (metrics.get("omics_note") or f"{metrics.get('n_patients', cohort.n)} with expression") + ".")
 for note in model.notes_:
     st.caption(note)
 st.caption("Importance: mean |Integrated Gradients| of the prognostic index at the pathway node (captum); direction + means "

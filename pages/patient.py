@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages.ui.auth import require_page
 from pages.ui.context import workspace
-from pathviz.cohort import available_cohorts, load_cohort
+from pathviz.cohort import available_cohorts, endpoint_model_name, load_cohort, load_cohort_endpoint
 from pathviz.errors import PathVizError
 from pathviz.report.plots import effect_by_stratum_figure, forest_figure, km_figure, survival_curve_figure
 from pathviz.survival.chance import HeldOutC
@@ -42,8 +42,7 @@ RISK_MODELS = {"elastic_net": "Elastic-net Cox (expression + clinical)", "pagene
 
 def _cohort(name: str, endpoint: str):
     """The cohort with ``endpoint`` as its primary one (``primary``: as loaded)."""
-    c = load_cohort(name)
-    return c if endpoint in ("", "primary", c.endpoints[0].key) else c.with_endpoint(endpoint)
+    return load_cohort_endpoint(name, endpoint)
 
 
 @st.cache_resource(show_spinner="Fitting the elastic-net Cox model on the training split…", max_entries=16)
@@ -52,11 +51,12 @@ def _stratify(cohort: str, cutoff: str, evaluate_on: str, seed: int, endpoint: s
 
 
 @st.cache_resource(show_spinner="Scoring the cohort with the registered model…", max_entries=16)
-def _stratify_registered(cohort: str, ref: str, cutoff: str, evaluate_on: str):
+def _stratify_registered(cohort: str, endpoint: str, ref: str, cutoff: str, evaluate_on: str):
     """A registry version's scores (``ref`` names one immutable version, so it is the cache key)."""
     registry = ModelRegistry(workspace().models_dir)
-    model = load_registered_risk(registry, ref, load_cohort(cohort))
-    return stratify_by_risk(cohort, cutoff=cutoff, evaluate_on=evaluate_on, model=model)
+    c = _cohort(cohort, endpoint)
+    model = load_registered_risk(registry, ref, c)
+    return stratify_by_risk(c, cutoff=cutoff, evaluate_on=evaluate_on, model=model)
 
 
 with st.sidebar:
@@ -73,15 +73,16 @@ with st.sidebar:
     evaluate_on = st.radio("Statistics on", ["validation", "all"], key="evaluate_on",
                            format_func=lambda v: "validation patients" if v == "validation" else "all patients")
     registry = ModelRegistry(workspace().models_dir)
-    registered = chosen_risk_versions(registry, cohort_name)  # production alias, else the newest version
+    # models trained on this endpoint (production alias, else the newest version)
+    registered = chosen_risk_versions(registry, endpoint_model_name(cohort_name, endpoint))
     options = ["elastic_net", *registered]
     if st.session_state.get("risk_model") not in options:  # e.g. after switching cohort
         st.session_state["risk_model"] = "elastic_net"
     risk_model = st.radio("Risk model", options, format_func=RISK_MODELS.get, key="risk_model")
     if risk_model in registered:
         st.caption(f"Model {version_label(registry, registered[risk_model])}; its own split (seed "
-                   f"{registered[risk_model].split_seed}), trained on the cohort's primary endpoint. Promote or roll "
-                   "back versions on the admin page.")
+                   f"{registered[risk_model].split_seed}), trained on {ends[endpoint]}. Promote or roll back versions "
+                   "on the admin page.")
         seed = registered[risk_model].split_seed
     else:
         seed = int(st.number_input("Split seed", 0, 10_000, 0, key="seed"))
@@ -95,7 +96,7 @@ with st.sidebar:
     img_format = st.radio("Plot download format", ["png", "svg"], horizontal=True, key="img_format")
 
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
-cohort = _cohort(cohort_name, endpoint if risk_model not in registered else "primary")
+cohort = _cohort(cohort_name, endpoint)
 if cohort.semi_synthetic:
     st.warning("Semi-synthetic demo cohort: real H&E tissue and real expression profiles, simulated outcomes.")
 st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}, events={cohort.n_events} · "
@@ -104,7 +105,7 @@ st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}
 try:
     cut_arg = cutoff_spec(method, fixed)
     if risk_model in registered:
-        strat = _stratify_registered(cohort_name, registered[risk_model].ref, cut_arg, evaluate_on)
+        strat = _stratify_registered(cohort_name, endpoint, registered[risk_model].ref, cut_arg, evaluate_on)
     else:
         strat = _stratify(cohort_name, cut_arg, evaluate_on, seed, endpoint)
 except PathVizError as exc:

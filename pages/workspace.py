@@ -75,13 +75,40 @@ with st.form("add_cohort"):
     c_path = st.text_input("Cohort folder", key="coh_path")
     c_format = st.selectbox("Format", [f for f in FORMATS if f != "csv"], key="coh_format")
     c_name = st.text_input("Name (optional)", key="coh_name")
+    c_slides = st.text_input("Slide folder (optional)", key="coh_slides",
+                             help="Slide files linked to patients by TCGA barcode (first 12 characters) or file stem; "
+                             "for a mapping CSV (slide,patient_id) use `pathviz cohort add ... --slide-map FILE`.")
     go = st.form_submit_button("Add cohort")
 if go:
     try:
-        added = cohorts.add_from_ui(actor, c_path, c_format, c_name.strip() or None, roots)
-        st.success(f"Added cohort {added.name}: {added.n} patients, {added.n_events} events; pages and the CLI can use it.")
+        added = cohorts.add_from_ui(actor, c_path, c_format, c_name.strip() or None, roots, slides=c_slides)
+        st.success(f"Added cohort {added.name}: {added.n} patients, {added.n_events} events; pages and the CLI can use it."
+                   + (f" {added.slide_links.note(added.n).capitalize()}." if added.slide_links is not None else ""))
     except PathVizError as exc:
         st.error(str(exc))
+
+st.markdown("**What each patient has**")
+from pathviz.cohort import available_cohorts, load_cohort  # noqa: E402
+from pathviz.cohort.slides import coverage  # noqa: E402
+
+cov_name = st.selectbox("Cohort", available_cohorts(), key="coh_cov")
+try:
+    cov_cohort = load_cohort(cov_name)
+    cov = coverage(cov_cohort, [r.name for r in ws.slides()])
+    st.caption(f"{cov_name}: {cov['patients']} patients · RNA {cov['with_rna']} with, {cov['without_rna']} without"
+               + (f" ({cov_cohort.omics_scale})" if cov_cohort.omics_scale else "")
+               + f" · slide files {cov['with_slides']} with, {cov['without_slides']} without · RNA and a slide "
+               f"{cov['with_rna_and_slides']} · a slide registered in this workspace {cov['workspace_slides']}")
+    st.caption("Endpoints: " + ", ".join(f"{e['label']} ({e['key']}): {e['patients']} patients" for e in cov["endpoints"]))
+    if cov["slide_note"]:
+        st.caption(cov["slide_note"].capitalize())
+    if cov_cohort.omics_note:
+        st.caption(f"Expression: {cov_cohort.omics_note}")
+    st.dataframe(pd.DataFrame(cov["fields"]), hide_index=True, width="stretch", key="coh_fields",
+                 column_config={"present": st.column_config.NumberColumn("patients with a value"),
+                                "missing": st.column_config.NumberColumn("missing")})
+except PathVizError as exc:
+    st.error(f"{cov_name} cannot be loaded: {exc}")
 
 st.subheader("Add a slide")
 kinds = ", ".join(s.lstrip(".") for s in OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES)

@@ -11,10 +11,10 @@ Commands::
     pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
     pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
     pathviz survival cindex --cohort NAME [--seed N] [--json]
-    pathviz cohort list [--json] | show NAME | add PATH --format tcga|cbioportal|gdc|csv [--name N] [--mapping F] | remove NAME
+    pathviz cohort list [--json] | show NAME | add PATH --format tcga|cbioportal|gdc|csv [--name N] [--mapping F] [--slides DIR [--slide-map F]] | remove NAME
     pathviz models list [--kind K] [--json] | show KIND/NAME[@VERSION] | promote KIND/NAME@VERSION [--alias A]
     pathviz models rollback KIND/NAME [--alias A]
-    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R]
+    pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] [--endpoint KEY] [--missing-omics exclude|impute]
     pathviz train pagenet --cohort demo [--seed N]
         (both submit a job, wait for it and print the new registry version's figures)
     pathviz jobs submit KIND --cohort NAME [--param key=value ...] [--json] | status ID | wait ID | cancel ID
@@ -372,10 +372,11 @@ def cmd_train_coxpasnet(args) -> int:
         genesets = str(add_user_gmt(_workspace(), None, genesets))
     man = _submit_and_wait(args, "coxpasnet", {"cohort": args.cohort, "genesets": genesets, "seed": args.seed,
                                                "repeats": args.repeats, "min_size": args.min_size,
-                                               "max_size": args.max_size, "min_coverage": args.min_coverage})
+                                               "max_size": args.max_size, "min_coverage": args.min_coverage,
+                                               "endpoint": args.endpoint or "", "missing_omics": args.missing_omics})
     metrics = man.metrics
     held = HeldOutC.from_dict(metrics["held_out"])
-    text = (f"Cox-PASNet on {args.cohort}: " + _held_out_lines(held, f"{metrics['n_validation']} validation patients per split")
+    text = (f"Cox-PASNet on {args.cohort} (endpoint {man.params.get('endpoint') or 'primary'}): " + _held_out_lines(held, f"{metrics['n_validation']} validation patients per split")
             + f"\n{metrics['pathways']} pathways, {metrics['genes']} genes; split {metrics['split_seed']}: "
             f"{metrics['train_seconds']:.1f} s on {metrics['device']}"
             + (f" ({metrics['threads']} CPU threads)" if metrics.get("threads") else "")
@@ -657,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", required=True, choices=("tcga", "cbioportal", "gdc", "csv"))
     sp.add_argument("--name", help="name to load it by (default from the folder or file name)")
     sp.add_argument("--mapping", help="JSON file of format options (CSV: mapping, time_unit, event_map, omics)")
+    sp.add_argument("--slides", help="folder of the cohort's slide files, linked to patients by TCGA barcode "
+                    "(first 12 characters) or file stem")
+    sp.add_argument("--slide-map", help="CSV with columns slide,patient_id linking slide files (in --slides) to patients")
     sp.set_defaults(func=cmd_cohort_add)
     sp = with_json(csub.add_parser("remove", help="forget a registered cohort (its files stay)"))
     sp.add_argument("name")
@@ -672,6 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-size", type=int, default=MIN_SIZE)
     sp.add_argument("--max-size", type=int, default=MAX_SIZE)
     sp.add_argument("--min-coverage", type=float, default=0.5)
+    sp.add_argument("--endpoint", help="endpoint key (os, dss, pfi, dfs...); default: the cohort's primary endpoint; "
+                    "another endpoint's model is registered as coxpasnet/<cohort>.<endpoint>")
+    sp.add_argument("--missing-omics", choices=("exclude", "impute"), default="exclude",
+                    help="patients without expression: left out and counted (default), or imputed with training means")
     sp.set_defaults(func=cmd_train_coxpasnet)
 
     sp = with_json(tsub.add_parser("pagenet", help="PAGE-Net on the demo cohort; prints test C-index of 3 models"))
@@ -801,7 +809,7 @@ def _cohort_registry():
 
 
 def cmd_cohort_add(args) -> int:
-    """``pathviz cohort add PATH --format tcga|cbioportal|gdc|csv [--name N] [--mapping FILE]``."""
+    """``pathviz cohort add PATH --format tcga|cbioportal|gdc|csv [--name N] [--mapping FILE] [--slides DIR [--slide-map FILE]]``."""
     options = {}
     if args.mapping:
         try:
@@ -810,12 +818,14 @@ def cmd_cohort_add(args) -> int:
             raise PathVizError(f"Cannot read the mapping file {args.mapping} ({exc}).",
                                'write JSON such as {"mapping": {"patient_id": "id", "time": "os_days", "event": "dead"}, '
                                '"time_unit": "days"}.', args.mapping) from exc
+    options.update({k: v for k, v in (("slides", args.slides), ("slide_map", args.slide_map)) if v})
     cohort = _cohort_registry().add(_actor(args), args.path, args.format, name=args.name, options=options)
     s = cohort.summary()
     _print(args, s, f"added cohort {cohort.name}: {cohort.n} patients, {cohort.n_events} events"
            + (f"; expression {cohort.omics.shape[1]} genes ({cohort.omics_scale}) for "
               f"{int(cohort.clinical.index.astype(str).isin(cohort.omics.index.astype(str)).sum())} patients"
               if cohort.omics is not None else "; no expression")
+           + (f"\n{cohort.slide_links.note(cohort.n)}" if cohort.slide_links is not None else "")
            + f"\nuse it: pathviz survival cindex --cohort {cohort.name}")
     return 0
 
@@ -829,25 +839,23 @@ def cmd_cohort_remove(args) -> int:
 
 def cmd_cohort_show(args) -> int:
     """``pathviz cohort show NAME``: coverage of each modality and field, endpoints, omics scale."""
-    import pandas as pd
-
     from pathviz.cohort import load_cohort
+    from pathviz.cohort.slides import coverage
 
     c = load_cohort(args.name)
-    ids = pd.Series(c.clinical.index.astype(str), index=c.clinical.index)
-    rna = ids.isin(c.omics.index.astype(str)) if c.omics is not None else ids.isin([])
-    slides = c.clinical["slide"].notna() if "slide" in c.clinical.columns else ids.isin([])
-    fields = {col: int(c.clinical[col].notna().sum()) for col in c.clinical.columns if col not in ("patient_id",)}
-    payload = {**c.summary(), "with_rna": int(rna.sum()), "without_rna": int((~rna).sum()), "with_slides": int(slides.sum()),
-               "fields_present": fields, "endpoints": [{"key": e.key, "label": e.label,
-                                                        "patients": int(c.clinical[e.time].notna().sum())} for e in c.endpoints]}
+    ws = _workspace()
+    cov = coverage(c, [r.name for r in ws.slides()])
+    payload = {**c.summary(), **cov}
     lines = [f"{c.name}: {c.n} patients, {c.n_events} events ({c.endpoint}); {c.description}",
-             f"RNA: {int(rna.sum())} with, {int((~rna).sum())} without"
-             + (f" ({c.omics.shape[1]} genes, scale {getattr(c, 'omics_scale', '') or 'unknown'})" if c.omics is not None else ""),
-             f"slides: {int(slides.sum())} patients with a slide",
-             "endpoints: " + ", ".join(f"{e['key']} ({e['label']}, {e['patients']} patients)" for e in payload["endpoints"]),
-             "fields (patients with a value): " + ", ".join(f"{k} {v}" for k, v in fields.items())]
-    if getattr(c, "omics_note", ""):
+             f"RNA: {cov['with_rna']} with, {cov['without_rna']} without"
+             + (f" ({c.omics.shape[1]} genes, scale {c.omics_scale or 'unknown'})" if c.omics is not None else ""),
+             f"slides: {cov['with_slides']} patients with a linked slide file, {cov['without_slides']} without; "
+             f"{cov['with_rna_and_slides']} with RNA and a slide; {cov['workspace_slides']} with a slide registered "
+             "in this workspace",
+             "endpoints: " + ", ".join(f"{e['key']} ({e['label']}, {e['patients']} patients)" for e in cov["endpoints"]),
+             "fields (patients with a value / missing, kind):"]
+    lines += [f"  {f['field']:<28}{f['present']:>6} /{f['missing']:>5}  {f['kind']}" for f in cov["fields"]]
+    if c.omics_note:
         lines.append(f"omics: {c.omics_note}")
     _print(args, payload, "\n".join(lines))
     return 0

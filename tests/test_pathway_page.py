@@ -157,7 +157,7 @@ def test_add_gmt_from_the_page_selects_it(home, tmp_path):
     at.button(key="pw_gmt_add").click().run()
     assert not at.exception
     assert at.selectbox(key="pw_library").value.endswith("hallmark_like.gmt")
-    assert "New version: hallmark_like.gmt (yours)" in text(at)
+    assert "hallmark_like.gmt (yours), endpoint" in text(at) and "New version of coxpasnet/" in text(at)
     at.text_input(key="pw_gmt_path").input(str(tmp_path / "missing.gmt")).run()
     at.button(key="pw_gmt_add").click().run()
     assert not at.exception and "Cannot read" in text(at)

@@ -197,11 +197,49 @@ def tcga_codes(root: str | Path | None = None) -> list[str]:
     return sorted(p.name.lower() for p in folder.iterdir() if (p / "clinical.csv").is_file())
 
 
+#: TCGA Clinical Data Resource endpoints (Liu et al., Cell 2018): ``KEY`` (0/1) and ``KEY.time`` (days).
+TCGA_CDR_ENDPOINTS = {"OS": "overall survival", "DSS": "disease-specific survival", "DFI": "disease-free interval",
+                      "PFI": "progression-free interval"}
+
+
+def _tcga_endpoints(raw: pd.DataFrame, clinical: pd.DataFrame, cname: str, path: Path) -> tuple[list[Endpoint], list[str]]:
+    """Further endpoints of a TCGA ``clinical.csv``, in TCGA-CDR naming (``DSS``, ``DSS.time`` in
+    days) or the shared layout's (``dss_time_months``, ``dss_event``); written into ``clinical``
+    as ``<key>_time`` (months) and ``<key>_event``. A value that is neither a number nor missing
+    is refused by name, never coerced. Returns ``(endpoints, notes)``."""
+    endpoints, notes = [], []
+    for key, label in TCGA_CDR_ENDPOINTS.items():
+        k = key.lower()
+        if f"{key}.time" in raw.columns and key in raw.columns:
+            tcol, ecol, scale, how = f"{key}.time", key, 1.0 / DAYS_PER_MONTH, f"{key}.time days / {DAYS_PER_MONTH}"
+        elif f"{k}_time_months" in raw.columns and f"{k}_event" in raw.columns:
+            tcol, ecol, scale, how = f"{k}_time_months", f"{k}_event", 1.0, f"{k}_time_months"
+        else:
+            continue
+        if k == "os" and "time_months" in raw.columns:
+            continue  # the primary endpoint already
+        vals = {}
+        for col in (tcol, ecol):
+            num = pd.to_numeric(raw[col].replace({"#N/A": np.nan, "NA": np.nan, "[Not Available]": np.nan}), errors="coerce")
+            bad = raw.loc[num.isna() & raw[col].notna() & ~raw[col].isin(["#N/A", "NA", "[Not Available]"]), col]
+            if len(bad):
+                raise CohortError(f"Cohort {cname!r}: {path.name} column {col!r} has non-numeric values: "
+                                  f"{value_counts_text(bad)}.", "give numbers (empty or #N/A for missing).", path)
+            vals[col] = num.to_numpy()
+        clinical[f"{k}_time"], clinical[f"{k}_event"] = vals[tcol] * scale, vals[ecol]
+        endpoints.append(Endpoint(k, label, f"{k}_time", f"{k}_event"))
+        notes.append(f"{label} from {how}")
+    return endpoints, notes
+
+
 def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None = None, name: str | None = None) -> Cohort:
     """A TCGA cohort in the shared layout ``<root>/<code>/clinical.csv`` + ``rna.csv.gz``.
 
     Clinical: ``time_months`` -> ``time``, ``event``, ``age``, ``stage``, ``sex``, ``grade``,
-    ``subtype``; ``site`` (tissue source site) is the centre column. Expression: its scale is
+    ``subtype``; ``site`` (tissue source site) is the centre column. Further endpoints in TCGA-CDR
+    naming (``DSS``/``DSS.time`` days, ``DFI``, ``PFI``; ``OS``/``OS.time`` as primary when
+    ``time_months`` is absent) or as ``<key>_time_months``/``<key>_event`` are declared too
+    (:data:`TCGA_CDR_ENDPOINTS`), in months. Expression: its scale is
     detected (:func:`pathviz.cohort.omics.detect_scale`) and recorded; z-scores are clipped to
     +-:data:`TCGA_Z_CLIP` (declared, counted), other scales are left as they are.
 
@@ -224,6 +262,17 @@ def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None 
     if not clin_path.exists():
         raise CohortError(f"No TCGA cohort at {folder} (clinical.csv missing).", "set PATHVIZ_SHARED_DATA to the folder holding tcga/.", folder)
     raw = pd.read_csv(clin_path)
+    cname = name or f"tcga_{code}"
+    if "time_months" not in raw.columns and {"OS", "OS.time"} <= set(raw.columns):  # TCGA-CDR only: OS is primary
+        raw["time_months"] = pd.to_numeric(raw["OS.time"], errors="coerce") / DAYS_PER_MONTH
+        raw["event"] = raw["OS"]
+        os_note = f"overall survival from OS.time days / {DAYS_PER_MONTH}"
+    else:
+        os_note = "overall survival"
+    missing = [c for c in ("patient_id", "time_months", "event") if c not in raw.columns]
+    if missing:
+        raise CohortError(f"Cohort {cname!r}: {clin_path} lacks column(s) {', '.join(missing)}.",
+                          "give patient_id, time_months and event (or TCGA-CDR's OS and OS.time).", clin_path)
     keep = [c for c in ("age", "stage", "sex", "grade", "subtype", "site") if c in raw.columns]
     clinical = raw[["patient_id"] + keep].copy()
     clinical["time"] = raw["time_months"]
@@ -231,8 +280,10 @@ def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None 
     ev.index = raw["patient_id"].astype(str)
     clinical["event"] = apply_event_map(ev, TCGA_STATUS_MAP if event_map is None else event_map,
                                         f"tcga_{code}", "event").to_numpy()
-    clinical = clinical.rename(columns={"site": "centre"})
-    clinical["centre"] = clinical["centre"].astype(str)
+    endpoints, ep_notes = _tcga_endpoints(raw, clinical, cname, clin_path)
+    if "site" in clinical.columns:
+        clinical = clinical.rename(columns={"site": "centre"})
+        clinical["centre"] = clinical["centre"].astype(str)
     for c in ("stage", "sex", "grade", "subtype"):
         if c in clinical.columns:
             clinical[c] = clinical[c].where(clinical[c].notna(), None)
@@ -251,10 +302,12 @@ def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None 
             note = f"rna.csv.gz: {found.kind} ({found.evidence}); not clipped"
     with_rna = 0 if omics is None else int(clinical["patient_id"].astype(str).isin(omics.index.astype(str)).sum())
     return Cohort(
-        name=name or f"tcga_{code}", clinical=clinical, omics=omics, centre="centre",
-        description=f"TCGA-{code.upper()} ({folder}): overall survival"
+        name=cname, clinical=clinical, omics=omics, centre="centre" if "centre" in clinical.columns else None,
+        description=f"TCGA-{code.upper()} ({folder}): {os_note}" + "".join(f"; {n}" for n in ep_notes)
                     + (f"; expression ({scale}) for {with_rna} of {len(clinical)} patients" if omics is not None else ""),
-        endpoint="overall survival", time_unit_note="months (cBioPortal OS_MONTHS style)",
+        endpoint="overall survival", time_unit_note="months (cBioPortal OS_MONTHS style; TCGA-CDR days / "
+                                                    f"{DAYS_PER_MONTH})",
+        endpoints=[Endpoint("os", "overall survival", "time", "event"), *endpoints],
         omics_scale=scale, omics_note=note,
     )
 
@@ -439,6 +492,32 @@ def available_cohorts() -> list[str]:
 
 
 _CACHE: dict[str, Cohort] = {}
+
+
+def load_cohort_endpoint(name: str, endpoint: str | None = None) -> Cohort:
+    """:func:`load_cohort` with ``endpoint`` (a key of its ``endpoints``) as the primary one;
+    None, ``""``, ``"primary"`` or the primary's own key give the cohort as loaded.
+
+    Raises:
+        CohortError: unknown cohort or endpoint (the message lists the available keys).
+    """
+    cohort = load_cohort(name)
+    if endpoint in (None, "", "primary", cohort.endpoints[0].key):
+        return cohort
+    return cohort.with_endpoint(endpoint)
+
+
+def endpoint_model_name(name: str, endpoint: str | None) -> str:
+    """The registry name of a model of cohort ``name`` trained on ``endpoint``: the cohort's name
+    for its primary endpoint as loaded (so older versions keep their name), ``<cohort>.<endpoint>``
+    otherwise (e.g. ``coxpasnet/my_stad.dfs``), so promoting a DFS model never replaces the OS one.
+
+    Raises:
+        CohortError: unknown cohort.
+    """
+    if endpoint in (None, "", "primary") or endpoint == load_cohort(name).endpoints[0].key:
+        return name
+    return f"{name}.{endpoint}"
 
 
 def load_cohort(name: str) -> Cohort:

@@ -12,6 +12,9 @@ Formats (:data:`FORMATS`):
   COL, "time": COL, "event": COL}, "time_unit": "days", "event_map": {"dead": 1, "alive": 0},
   "omics": "expression.csv"}``; :func:`pathviz.cohort.loaders.load_csv`).
 
+Any format may also name a slide folder (option ``slides``) and a slide mapping CSV (``slide_map``):
+slide files are then linked to patients by TCGA barcode or mapping (:mod:`pathviz.cohort.slides`).
+
 A cohort is loaded (and so validated) when it is added, so a bad folder is refused at once with
 the loader's message; nothing is stored then. Adding and removing need the ``cohorts.manage``
 permission (researchers, admins) and are audited; removing forgets the registration only, never
@@ -41,8 +44,17 @@ def load_registered(rec: CohortRecord) -> Cohort:
     Raises:
         CohortError: the files are gone or no longer valid (the loader's message names them).
     """
-    path = Path(rec.path)
     opts = json.loads(rec.options or "{}")
+    cohort = _load_format(rec, opts)
+    if opts.get("slides"):
+        from pathviz.cohort.slides import attach_slides
+
+        cohort = attach_slides(cohort, opts["slides"], opts.get("slide_map"))
+    return cohort
+
+
+def _load_format(rec: CohortRecord, opts: dict) -> Cohort:
+    path = Path(rec.path)
     if rec.format == "tcga":
         from pathviz.cohort.loaders import load_tcga
 
@@ -58,7 +70,7 @@ def load_registered(rec: CohortRecord) -> Cohort:
     if rec.format == "csv":
         from pathviz.cohort.loaders import load_csv
 
-        kwargs = {k: v for k, v in opts.items() if k not in ("omics",)}
+        kwargs = {k: v for k, v in opts.items() if k not in ("omics", "slides", "slide_map")}
         if "mapping" not in kwargs:
             raise CohortError(f"Cohort {rec.name!r}: a CSV cohort needs a column mapping.",
                               "add it with --mapping FILE.json holding {\"mapping\": {\"patient_id\": ..., \"time\": ..., "
@@ -93,7 +105,8 @@ class CohortRegistry:
             path: the cohort folder (tcga, cbioportal, gdc) or CSV file.
             fmt: one of :data:`FORMATS`.
             name: the name to load it by (default from the folder/file name: lowercase, ``[a-z0-9_]``).
-            options: format options (CSV: ``mapping``, ``time_unit``, ``event_map``, ``omics``...).
+            options: format options (CSV: ``mapping``, ``time_unit``, ``event_map``, ``omics``...;
+                any format: ``slides`` a slide folder, ``slide_map`` a CSV ``slide,patient_id``).
 
         Returns:
             The loaded cohort.
@@ -118,6 +131,11 @@ class CohortRegistry:
         opts = dict(options or {})
         if fmt == "csv" and opts.get("omics"):
             opts["omics"] = str((src.parent / opts["omics"]).resolve()) if not Path(opts["omics"]).is_absolute() else opts["omics"]
+        for key in ("slides", "slide_map"):  # stored absolute: later loads run from any directory
+            if opts.get(key):
+                opts[key] = str(Path(opts[key]).expanduser().resolve())
+        if opts.get("slide_map") and not opts.get("slides"):
+            raise CohortError("A slide mapping needs a slide folder.", "give --slides DIR with --slide-map FILE.")
         rec = CohortRecord(name=cname, format=fmt, path=str(src), options=json.dumps(opts, sort_keys=True), added_by=actor.username)
         cohort = load_registered(rec)  # validates; raises with the loader's message
         summary = cohort.summary()
@@ -131,10 +149,12 @@ class CohortRegistry:
         self.audit.record(actor, "cohort.added", "cohort", cname, {"format": fmt, "patients": cohort.n, "events": cohort.n_events})
         return cohort
 
-    def add_from_ui(self, actor, path: str, fmt: str, name: str | None, allowed_roots, options: dict | None = None) -> Cohort:
-        """:meth:`add` for a path typed on a web page: only inside ``allowed_roots`` (the workspace,
-        ``PATHVIZ_SLIDE_ROOTS``, the shared data folder), and one answer for every path that is not
-        allowed or does not exist, so the page tells nothing about other server files.
+    def add_from_ui(self, actor, path: str, fmt: str, name: str | None, allowed_roots, options: dict | None = None,
+                    slides: str | None = None) -> Cohort:
+        """:meth:`add` for paths typed on a web page (the cohort folder and an optional slide
+        folder): only inside ``allowed_roots`` (the workspace, ``PATHVIZ_SLIDE_ROOTS``, the shared
+        data folder), and one answer for every path that is not allowed or does not exist, so the
+        page tells nothing about other server files.
 
         Raises:
             CohortError: not allowed or not found; otherwise as :meth:`add`.
@@ -146,7 +166,11 @@ class CohortRegistry:
         from pathviz.store.workspace import resolve_allowed
 
         src = resolve_allowed(path, allowed_roots, refused)
-        return self.add(actor, src, fmt, name=name or None, options=options)
+        opts = dict(options or {})
+        if slides and str(slides).strip():
+            opts["slides"] = str(resolve_allowed(slides, allowed_roots, CohortError(
+                f"Slide folder {str(slides).strip()} is not allowed or not found.", refused.fix)))
+        return self.add(actor, src, fmt, name=name or None, options=opts)
 
     def remove(self, actor, name: str) -> None:
         """Forget a registered cohort (its files stay). Audited.

@@ -58,6 +58,8 @@ class Cohort:
             ``"counts"``, ``"unknown"``); empty when unknown to the loader or without omics.
         omics_note: how the matrix was obtained and transformed, e.g. "z-scores from
             data_mrna_seq_v2_rsem_zscores_ref_all_samples.txt; not clipped".
+        slide_links: a :class:`~pathviz.cohort.slides.SlideLinks` when slide files were linked
+            to patients (``pathviz cohort add ... --slides DIR``), else None.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Cohort:
     allowed_covariates: list[str] = field(default_factory=list)
     omics_scale: str = ""
     omics_note: str = ""
+    slide_links: object = None
 
     def __post_init__(self):
         self.clinical = validate_clinical(self.clinical, self.name, self.markers)
@@ -162,6 +165,7 @@ class Cohort:
             "semi_synthetic": self.semi_synthetic,
             "omics_scale": self.omics_scale,
             "omics_note": self.omics_note,
+            "with_slides": int(self.clinical["slide"].notna().sum()) if "slide" in self.clinical.columns else 0,
         }
 
     def with_endpoint(self, key: str) -> "Cohort":

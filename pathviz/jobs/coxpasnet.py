@@ -326,12 +326,15 @@ def default_model_dir(models_root: Path, cohort: str, library_name: str, seed: i
 
 def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name: str, seed: int = 0, repeats: int = 1,
                                min_size: int = MIN_SIZE, max_size: int = MAX_SIZE, min_coverage: float = 0.5,
-                               progress: Progress | None = None, missing_omics: str = "exclude"):
+                               progress: Progress | None = None, missing_omics: str = "exclude", endpoint: str = ""):
     """Train Cox-PASNet (:func:`train_pathway_model`) into a new immutable registry version
     ``coxpasnet/<cohort>@vNNNN`` (one model per cohort, so its ``production`` alias is the
     cohort's; the gene-set library and seed are parameters of the version) with its manifest (cohort, data digest, seed,
     params, held-out metrics, model card). Patients without expression: ``missing_omics``
     (:func:`train_pathway_model`; the counts are in the manifest's metrics, the option in its params).
+    ``endpoint``: the survival endpoint trained on (a key of the cohort's endpoints; empty = its
+    primary one); a non-primary endpoint's model is named ``<cohort>.<endpoint>``
+    (:func:`~pathviz.cohort.endpoint_model_name`) and patients lacking it are left out.
 
     Returns:
         ``(manifest, model, metrics)``.
@@ -341,7 +344,9 @@ def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name
     """
     from pathviz.store.registry import ModelRegistry
 
-    cohort = load_cohort(cohort_name)
+    from pathviz.cohort import endpoint_model_name, load_cohort_endpoint
+
+    cohort = load_cohort_endpoint(cohort_name, endpoint)
     lib = load_library(library_name, min_size, max_size)
     trained = {}
 
@@ -354,12 +359,12 @@ def train_registered_coxpasnet(models_root: Path, cohort_name: str, library_name
     held_note = "held-out C-index and chance verdict in metrics.held_out"
     label, digest = library_label(library_name, Path(models_root).parent), library_digest(library_name)
     man = ModelRegistry(models_root).create_version(
-        "coxpasnet", cohort.name, write, cohort=cohort.name,
+        "coxpasnet", endpoint_model_name(cohort_name, endpoint), write, cohort=cohort.name,
         data_digest=cohort_digest(cohort), split_seed=seed,
         params={"genesets": label, "seed": seed, "repeats": repeats, "min_size": min_size, "max_size": max_size,
-                "min_coverage": min_coverage, "missing_omics": missing_omics},
+                "min_coverage": min_coverage, "missing_omics": missing_omics, "endpoint": cohort.endpoints[0].key},
         card={"intended_use": "research: rank pathways and genes by their contribution to risk; not for clinical use",
-              "data": f"{cohort.name}: {cohort.description}", "metrics": held_note,
+              "data": f"{cohort.name} ({cohort.endpoint}): {cohort.description}", "metrics": held_note,
               "gene_sets": label + (f" (sha256 {digest})" if digest else " (shipped)"),
               "limits": "trained on one cohort; rankings are only meaningful where the held-out C-index beats chance"})
     return man, trained["model"], trained["metrics"]

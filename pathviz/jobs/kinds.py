@@ -56,6 +56,10 @@ def _check_coxpasnet(params: dict) -> None:
                                "--genesets FILE copies it in), then choose it.")
         params["genesets"] = str(path)
     load_library(params["genesets"], params["min_size"], params["max_size"])  # a clear error for a bad GMT now
+    if params.get("endpoint"):  # an unknown endpoint is refused at submission, naming the cohort's keys
+        from pathviz.cohort import load_cohort_endpoint
+
+        load_cohort_endpoint(params["cohort"], params["endpoint"])
 
 
 def _run_coxpasnet(ctx: JobContext) -> dict:
@@ -64,7 +68,8 @@ def _run_coxpasnet(ctx: JobContext) -> dict:
     p = ctx.params
     man, _, metrics = train_registered_coxpasnet(ctx.workspace.models_dir, p["cohort"], p["genesets"], seed=p["seed"],
                                                  repeats=p["repeats"], min_size=p["min_size"], max_size=p["max_size"],
-                                                 min_coverage=p["min_coverage"], progress=ctx.progress)
+                                                 min_coverage=p["min_coverage"], progress=ctx.progress,
+                                                 missing_omics=p["missing_omics"], endpoint=p["endpoint"])
     held = metrics.get("held_out") or {}
     return {"model": man.ref, "c_index": held.get("c_index"), "ci": [held.get("lower"), held.get("upper")]}
 

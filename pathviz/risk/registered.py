@@ -28,7 +28,8 @@ RISK_KINDS = ("pagenet", "coxpasnet")
 
 def chosen_risk_versions(registry: ModelRegistry, cohort: str) -> dict[str, Manifest]:
     """``{kind: Manifest}`` of the version each risk kind uses for ``cohort`` (models are named
-    by their cohort), for the kinds that have one."""
+    by their cohort, ``<cohort>.<endpoint>`` for a non-primary endpoint:
+    :func:`~pathviz.cohort.endpoint_model_name`), for the kinds that have one."""
     out = {}
     for kind in RISK_KINDS:
         try:

@@ -92,7 +92,12 @@ register_kind(ModelKind("coxpasnet", "Cox-PASNet: pathway-informed Cox network (
                          "min_size": {"default": 15, "min": 2, "max": 1000, "help": "smallest gene set kept (genes)"},
                          "max_size": {"default": 300, "min": 5, "max": 5000, "help": "largest gene set kept (genes)"},
                          "min_coverage": {"default": 0.5, "min": 0.0, "max": 1.0,
-                                          "help": "least fraction of a set's genes measured in the cohort"}}))
+                                          "help": "least fraction of a set's genes measured in the cohort"},
+                         "endpoint": {"default": "", "help": "survival endpoint key (os, dss, pfi, dfs...; "
+                                      "`pathviz cohort show NAME` lists them); empty = the cohort's primary endpoint"},
+                         "missing_omics": {"default": "exclude", "choices": ["exclude", "impute"],
+                                           "help": "patients without expression: exclude (counted) or impute "
+                                                   "training-row gene means"}}))
 register_kind(ModelKind("pagenet", "PAGE-Net: slides + expression + age (seed 000)", ("pagenet.pt", "cnn.pt"),
                         {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
                          "epochs_cnn": {"default": 6, "min": 1, "max": 50, "help": "patch-CNN pre-training epochs"}}))
