@@ -186,6 +186,10 @@ def test_cbioportal_unknown_status_is_refused_by_name(tmp_path):
         load_cbioportal(write_cbio(tmp_path / "s", patients=rows))
     msg = str(err.value)
     assert "'OS_STATUS'" in msg and "'1:DEAD' (2 patients)" in msg and "TCGA-BR-6452" in msg and "never guessed" in msg
+    c = load_cbioportal(tmp_path / "s", status_map={"1:dead": 1})  # the user declares the coding: accepted
+    assert c.clinical.at["TCGA-BR-6452", "event"] == 1
+    with pytest.raises(CohortError, match="codes must be 0 or 1"):
+        load_cbioportal(tmp_path / "s", status_map={"1:DEAD": 2})
 
 
 def test_cbioportal_missing_clinical_file(tmp_path):
@@ -287,6 +291,37 @@ def test_gdc_star_matrix_log2_tpm_unclipped(tmp_path):
     assert c.clinical.at["TCGA-BR-6453", "sample_id"] == "TCGA-BR-6453-01A"
 
 
+def _clinical_json(rows=CLINICAL_TSV) -> list[dict]:
+    """The GDC JSON export of the same cases: one object per case with a demographic object and a
+    diagnoses list (treatments nested inside a diagnosis, as the portal writes them)."""
+    head, cases = rows[0], {}
+    for r in rows[1:]:
+        v = {k: (None if x == "'--" else x) for k, x in zip(head, r)}
+        case = cases.setdefault(v["case_submitter_id"], {
+            "case_id": v["case_id"], "submitter_id": v["case_submitter_id"], "project": {"project_id": v["project_id"]},
+            "demographic": {"vital_status": v["vital_status"], "gender": v["gender"], "age_at_index": v["age_at_index"]
+                            and int(v["age_at_index"]), "days_to_death": v["days_to_death"] and float(v["days_to_death"])},
+            "diagnoses": [{"days_to_last_follow_up": v["days_to_last_follow_up"] and float(v["days_to_last_follow_up"]),
+                           "ajcc_pathologic_stage": v["ajcc_pathologic_stage"], "treatments": []}]})
+        case["diagnoses"][0]["treatments"].append({"treatment_type": v["treatment_type"]})
+    return list(cases.values())
+
+
+def test_gdc_clinical_json_gives_the_tsv_cohort(tmp_path):
+    import json
+
+    tsv = load_gdc(write_gdc(tmp_path / "t"))
+    folder = write_gdc(tmp_path / "j", clinical=None)
+    (folder / "clinical.cases_selection.2024-05-01.json").write_text(json.dumps(_clinical_json()))
+    js = load_gdc(folder, name="t")
+    cols = ["time", "event", "age", "sex", "stage"]
+    pd.testing.assert_frame_equal(js.clinical[cols], tsv.clinical[cols])
+    assert "collapsed" not in js.description and "collapsed" in tsv.description  # JSON: one row per case
+    (folder / "clinical.cases_selection.2024-05-01.json").write_text('{"not": "a list"}')
+    with pytest.raises(CohortError, match="expected a list of case objects"):
+        load_gdc(folder)
+
+
 def test_gdc_normal_sample_never_used(tmp_path):
     c = load_gdc(write_gdc(tmp_path / "g", normal=True))
     assert c.clinical.at["TCGA-BR-6452", "sample_id"] == "TCGA-BR-6452-01A"
@@ -295,12 +330,14 @@ def test_gdc_normal_sample_never_used(tmp_path):
 
 
 def test_gdc_missing_clinical_and_unknown_vital_status(tmp_path):
-    with pytest.raises(CohortError, match=r"clinical\.tsv is missing in .*gdc_sample_sheet"):
+    with pytest.raises(CohortError, match=r"clinical\.tsv \(or clinical\*\.json\) is missing in .*gdc_sample_sheet"):
         load_gdc(write_gdc(tmp_path / "a", clinical=None))
     rows = [list(r) for r in CLINICAL_TSV]
     rows[1][7] = rows[2][7] = "Deceased"
     with pytest.raises(CohortError, match=r"'vital_status' has values PathViz does not know: 'Deceased' \(2 patients\)"):
         load_gdc(write_gdc(tmp_path / "b", clinical=rows))
+    c = load_gdc(tmp_path / "b", status_map={"DECEASED": 1})
+    assert c.clinical.at["TCGA-BR-6452", "event"] == 1
 
 
 def test_patient_key_cuts_tcga_barcodes_only():

@@ -208,9 +208,10 @@ def _map_status(status: pd.Series, mapping: dict, name: str, column: str, path: 
         raise CohortError(
             f"Cohort {name!r}: {path.name} column {column!r} has status values PathViz does not know: "
             f"{value_counts_text(unknown)} ({_plural(len(unknown), 'patient')}, e.g. "
-            f"{', '.join(map(str, unknown.index[:5]))}). Known values: {', '.join(k for k in mapping if ':' in k)}.",
-            "correct those values in the file (e.g. '1:DECEASED' / '0:LIVING') or remove those patients; what an "
-            "unknown status means is never guessed.", path)
+            f"{', '.join(map(str, unknown.index[:5]))}). Known values: {', '.join(str(k) for k in mapping if ':' in str(k))}.",
+            "correct those values in the file (e.g. '1:DECEASED' / '0:LIVING'), remove those patients, or declare "
+            'their coding in a --mapping JSON file ({"status_map": {"VALUE": 1}}); what an unknown status means is '
+            "never guessed.", path)
     return codes.astype(float)
 
 
@@ -290,7 +291,20 @@ def _mutation_samples(path: Path) -> list[str]:
     return col["Tumor_Sample_Barcode"].dropna().str.strip().unique().tolist()
 
 
-def load_cbioportal(folder: str | Path, name: str | None = None) -> Cohort:
+def _check_status_map(status_map: dict | None, cname: str) -> dict:
+    """A user's extra status coding ``{value: 0 or 1}`` (e.g. ``{"DECEASED": 1, "LIVING": 0}``).
+
+    Raises:
+        CohortError: a code other than 0/1.
+    """
+    bad = {k: v for k, v in (status_map or {}).items() if v not in (0, 1)}
+    if bad:
+        raise CohortError(f"Cohort {cname!r}: status_map codes must be 0 or 1, not {bad}.",
+                          'write e.g. {"status_map": {"DECEASED": 1, "LIVING": 0}} in the --mapping file.')
+    return dict(status_map or {})
+
+
+def load_cbioportal(folder: str | Path, name: str | None = None, status_map: dict | None = None) -> Cohort:
     """A cBioPortal study folder (https://docs.cbioportal.org/file-formats/).
 
     Files read:
@@ -319,6 +333,8 @@ def load_cbioportal(folder: str | Path, name: str | None = None) -> Cohort:
     Args:
         folder: the study folder.
         name: cohort name (default: the folder's name).
+        status_map: extra status codings ``{value: 0 or 1}`` for every endpoint's status column
+            (case-insensitive), over the shipped ones; e.g. ``{"DECEASED": 1, "LIVING": 0}``.
 
     Returns:
         A validated Cohort (``time`` months, ``event`` 0/1, endpoints os[, dss, dfs, pfs]).
@@ -355,6 +371,7 @@ def load_cbioportal(folder: str | Path, name: str | None = None) -> Cohort:
     clinical = pd.DataFrame(index=pat.index)
     endpoints: list[Endpoint] = []
     consumed = {"PATIENT_ID"}
+    extra = _check_status_map(status_map, cname)
     for key, label, prefix, mapping in CBIO_ENDPOINTS:
         mcol, scol = f"{prefix}_MONTHS", f"{prefix}_STATUS"
         if mcol not in pat.columns or scol not in pat.columns:
@@ -363,7 +380,7 @@ def load_cbioportal(folder: str | Path, name: str | None = None) -> Cohort:
             continue
         consumed |= {mcol, scol}
         months = _months(pat[mcol], cname, mcol, ppath)
-        status = _map_status(pat[scol], mapping, cname, scol, ppath)
+        status = _map_status(pat[scol], {**mapping, **extra}, cname, scol, ppath)
         if key == "os":
             clinical["time"], clinical["event"] = months, status
         else:
@@ -521,10 +538,44 @@ def _per_case(raw: pd.DataFrame, col: str, index: pd.Index) -> pd.Series:
     return pd.Series([lists.get(p, []) for p in index], index=index, dtype=object)
 
 
-def _gdc_clinical(path: Path, cname: str) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """``clinical.tsv`` collapsed to one row per case with ``time`` (months), ``event`` and the
-    covariates. Returns ``(table indexed by patient id, notes, id columns)``."""
-    raw = _read_gdc_tsv(path, "GDC clinical export")
+def read_gdc_clinical_json(path: Path) -> pd.DataFrame:
+    """A GDC clinical JSON export (a list of cases, each with ``submitter_id``, ``case_id``, a
+    ``demographic`` object and a ``diagnoses`` list) as the rows of the TSV export: one row per
+    case and diagnosis, columns ``case_submitter_id``, ``case_id`` and the demographic and
+    diagnosis fields by their GDC names (strings; missing as NaN).
+
+    Raises:
+        CohortError: not JSON, or not a list of case objects.
+    """
+    import json
+
+    try:
+        cases = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CohortError(f"{path} is not a readable GDC clinical JSON export ({exc}).",
+                          "use the file as downloaded from the GDC portal (Clinical > JSON).", path) from exc
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        raise CohortError(f"{path} is not a GDC clinical JSON export (expected a list of case objects).",
+                          "use the file as downloaded from the GDC portal (Clinical > JSON).", path)
+    rows = []
+    for case in cases:
+        base = {"case_submitter_id": case.get("submitter_id"), "case_id": case.get("case_id")}
+        demo = case.get("demographic") or {}
+        base.update({k: v for k, v in demo.items() if not isinstance(v, (dict, list))})
+        for dx in case.get("diagnoses") or [{}]:
+            rows.append({**base, **{k: v for k, v in dx.items() if not isinstance(v, (dict, list))
+                                    and k not in base}})
+    table = pd.DataFrame(rows)
+    table = table.apply(lambda col: col.map(lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v))
+                                            else str(v).strip()))
+    return table.replace(list(GDC_MISSING), np.nan)
+
+
+def _gdc_clinical(path: Path, cname: str, status_map: dict | None = None) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """``clinical.tsv`` (or the JSON export, :func:`read_gdc_clinical_json`) collapsed to one row
+    per case with ``time`` (months), ``event`` and the covariates. Returns ``(table indexed by
+    patient id, notes, id columns)``."""
+    raw = read_gdc_clinical_json(path) if path.suffix.lower() == ".json" else _read_gdc_tsv(path, "GDC clinical export")
     # newer exports prefix columns with their entity ("cases.submitter_id", "demographic.vital_status")
     if "case_submitter_id" not in raw.columns and "cases.submitter_id" in raw.columns:
         raw = raw.rename(columns={"cases.submitter_id": "case_submitter_id", "cases.case_id": "case_id"})
@@ -549,12 +600,14 @@ def _gdc_clinical(path: Path, cname: str) -> tuple[pd.DataFrame, list[str], list
                               f"{value_counts_text(bad)}.", "give days as numbers ('--' for missing).", path)
         raw[col] = num
     vital = raw["vital_status"].map(lambda v: np.nan if pd.isna(v) or str(v).lower() in GDC_UNKNOWN_VITAL else str(v))
-    codes = vital.map(lambda v: np.nan if pd.isna(v) else {"dead": 1, "alive": 0}.get(v.lower(), "?"))
+    known = {"dead": 1, "alive": 0, **{str(k).strip().lower(): v for k, v in _check_status_map(status_map, cname).items()}}
+    codes = vital.map(lambda v: np.nan if pd.isna(v) else known.get(v.lower(), "?"))
     odd = raw.loc[codes.astype(str) == "?", "vital_status"]
     if len(odd):
         raise CohortError(f"Cohort {cname!r}: {path.name} column 'vital_status' has values PathViz does not know: "
                           f"{value_counts_text(odd)}. Known: Dead, Alive (Not Reported / Unknown / '-- = missing).",
-                          "correct those values or remove those cases; an unknown status is never guessed.", path)
+                          "correct those values, remove those cases, or declare their coding in a --mapping JSON file "
+                          '({"status_map": {"VALUE": 1}}); an unknown status is never guessed.', path)
     raw["event"] = codes.astype(float)
     index = pd.Index(raw["patient_id"].unique(), name="patient_id")
     if len(raw) > len(index):
@@ -604,7 +657,7 @@ def _gdc_clinical(path: Path, cname: str) -> tuple[pd.DataFrame, list[str], list
     return out, notes, ids
 
 
-def load_gdc(folder: str | Path, name: str | None = None) -> Cohort:
+def load_gdc(folder: str | Path, name: str | None = None, status_map: dict | None = None) -> Cohort:
     """A GDC Data Portal download of RNA-seq gene expression with its sample sheet and clinical data.
 
     Files read (GDC data model: https://docs.gdc.cancer.gov/Data/Bioinformatics_Pipelines/Expression_mRNA_Pipeline/):
@@ -620,8 +673,9 @@ def load_gdc(folder: str | Path, name: str | None = None) -> Cohort:
       rows, e.g. PAR_Y copies: the highest-variance row kept, counted); ``omics_scale`` is
       ``"log2 expression"``, never clipped. One sample per case: a ``Primary Tumor`` (``Primary
       ...``) sample first, ``... Normal`` samples never.
-    * ``clinical.tsv`` (required; GDC clinical export, ``'--`` = missing; columns with an entity
-      prefix such as ``demographic.vital_status`` are read too): ``case_submitter_id``,
+    * ``clinical.tsv`` (required, or the JSON export ``clinical*.json`` read by
+      :func:`read_gdc_clinical_json` into the same rows; GDC clinical export, ``'--`` = missing;
+      columns with an entity prefix such as ``demographic.vital_status`` are read too): ``case_submitter_id``,
       ``vital_status`` (Dead -> event 1, Alive -> 0; Not Reported/Unknown -> dropped, counted;
       anything else refused), ``days_to_death``, ``days_to_last_follow_up``; OS time =
       ``days_to_death`` if Dead else ``days_to_last_follow_up``, in months = days / 30.4375. Rows
@@ -633,6 +687,8 @@ def load_gdc(folder: str | Path, name: str | None = None) -> Cohort:
     Args:
         folder: the download folder.
         name: cohort name (default: the folder's name).
+        status_map: extra ``vital_status`` codings ``{value: 0 or 1}`` (case-insensitive) over
+            Dead -> 1 / Alive -> 0.
 
     Raises:
         CohortError: no sample sheet, no clinical.tsv or no STAR file (the message names the
@@ -646,11 +702,11 @@ def load_gdc(folder: str | Path, name: str | None = None) -> Cohort:
     present = ", ".join(sorted(p.name for p in folder.iterdir())[:12]) or "nothing"
     clin_path = folder / "clinical.tsv"
     if not clin_path.is_file():
-        found = sorted(folder.rglob("clinical.tsv"))
+        found = sorted(folder.rglob("clinical.tsv")) or sorted(folder.rglob("clinical*.json"))
         if not found:
-            raise CohortError(f"Cohort {cname!r}: clinical.tsv is missing in {folder} (found: {present}).",
-                              "download the cases' clinical data from the GDC portal (Clinical > TSV) and put "
-                              "clinical.tsv in the folder.", clin_path)
+            raise CohortError(f"Cohort {cname!r}: clinical.tsv (or clinical*.json) is missing in {folder} (found: "
+                              f"{present}).", "download the cases' clinical data from the GDC portal (Clinical > TSV "
+                              "or JSON) and put it in the folder.", clin_path)
         clin_path = found[0]
     sheets = sorted(folder.glob("gdc_sample_sheet*.tsv"))
     if not sheets:
@@ -667,7 +723,7 @@ def load_gdc(folder: str | Path, name: str | None = None) -> Cohort:
     for p in folder.rglob(f"*{STAR_SUFFIX}"):
         by_name.setdefault(p.name, p)
     notes: list[str] = []
-    clinical, cnotes, ids = _gdc_clinical(clin_path, cname)
+    clinical, cnotes, ids = _gdc_clinical(clin_path, cname, status_map)
     notes += cnotes
 
     rows, n_missing, n_multi = [], 0, 0

@@ -8,6 +8,7 @@ Formats (:data:`FORMATS`):
   ``event``; optional ``rna.csv.gz``), any cancer code (:func:`pathviz.cohort.loaders.load_tcga`);
 * ``cbioportal``: a cBioPortal study folder (:func:`pathviz.cohort.formats.load_cbioportal`);
 * ``gdc``: a GDC download with its sample sheet (:func:`pathviz.cohort.formats.load_gdc`);
+  both take an optional ``status_map`` (``{"VALUE": 0 or 1}``) for status codings of their own;
 * ``csv``: one CSV per patient row with a column mapping file (JSON: ``{"mapping": {"patient_id":
   COL, "time": COL, "event": COL}, "time_unit": "days", "event_map": {"dead": 1, "alive": 0},
   "omics": "expression.csv"}``; :func:`pathviz.cohort.loaders.load_csv`).
@@ -62,11 +63,11 @@ def _load_format(rec: CohortRecord, opts: dict) -> Cohort:
     if rec.format == "cbioportal":
         from pathviz.cohort.formats import load_cbioportal
 
-        return load_cbioportal(path, name=rec.name)
+        return load_cbioportal(path, name=rec.name, status_map=opts.get("status_map"))
     if rec.format == "gdc":
         from pathviz.cohort.formats import load_gdc
 
-        return load_gdc(path, name=rec.name)
+        return load_gdc(path, name=rec.name, status_map=opts.get("status_map"))
     if rec.format == "csv":
         from pathviz.cohort.loaders import load_csv
 
