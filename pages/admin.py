@@ -44,28 +44,29 @@ else:
         values = {}
         for pname, p in spec.params.items():
             default, help_ = p.get("default"), p.get("help")
+            label = pname.replace("_", " ").capitalize()
             if isinstance(default, bool):
-                values[pname] = st.checkbox(pname, value=default, help=help_, key=f"adm_{kind}_{pname}")
+                values[pname] = st.checkbox(label, value=default, help=help_, key=f"adm_{kind}_{pname}")
             elif isinstance(default, int):
-                values[pname] = st.number_input(pname, min_value=p.get("min"), max_value=p.get("max"), value=default, step=1,
+                values[pname] = st.number_input(label, min_value=p.get("min"), max_value=p.get("max"), value=default, step=1,
                                                 help=help_, key=f"adm_{kind}_{pname}")
             elif isinstance(default, float):
-                values[pname] = st.number_input(pname, min_value=float(p["min"]) if "min" in p else None,
+                values[pname] = st.number_input(label, min_value=float(p["min"]) if "min" in p else None,
                                                 max_value=float(p["max"]) if "max" in p else None, value=default,
                                                 help=help_, key=f"adm_{kind}_{pname}", format="%.3g")
             elif pname == "endpoint":  # the chosen cohort's endpoints; "" = its primary one
                 ends = {e.key: e.label for e in load_cohort(cohort).endpoints}
                 first = next(iter(ends))
-                picked = st.selectbox("endpoint", list(ends), help=help_, key=f"adm_{kind}_endpoint_{cohort}",
+                picked = st.selectbox(label, list(ends), help=help_, key=f"adm_{kind}_endpoint_{cohort}",
                                       format_func=lambda k: f"{ends[k]} ({k})" + (" · primary" if k == first else ""))
                 values[pname] = "" if picked == first else picked
             elif "choices" in p:
-                values[pname] = st.selectbox(pname, p["choices"], help=help_, key=f"adm_{kind}_{pname}")
+                values[pname] = st.selectbox(label, p["choices"], help=help_, key=f"adm_{kind}_{pname}")
             elif pname in spec.choices:  # values that depend on the workspace (e.g. its gene-set files)
-                values[pname] = st.selectbox(pname, spec.choices[pname](ws.home), help=help_, key=f"adm_{kind}_{pname}",
+                values[pname] = st.selectbox(label, spec.choices[pname](ws.home), help=help_, key=f"adm_{kind}_{pname}",
                                              format_func=lambda g: Path(g).name)
             else:
-                values[pname] = st.text_input(pname, value=str(default), help=help_, key=f"adm_{kind}_{pname}")
+                values[pname] = st.text_input(label, value=str(default), help=help_, key=f"adm_{kind}_{pname}")
         go = st.form_submit_button("Start training", type="primary")
     if go:
         try:

@@ -58,6 +58,8 @@ from pathviz.cohort.loaders import shared_data_dir  # noqa: E402
 from pathviz.cohort.registry import FORMATS, CohortRegistry  # noqa: E402
 
 cohorts = CohortRegistry(ws.db, ws.audit)
+if st.session_state.get("coh_added"):  # set by the add below, shown once after the rerun that lists the new cohort
+    st.success(st.session_state.pop("coh_added"))
 registered = cohorts.records()
 if registered:
     st.dataframe(pd.DataFrame([{
@@ -82,8 +84,11 @@ with st.form("add_cohort"):
 if go:
     try:
         added = cohorts.add_from_ui(actor, c_path, c_format, c_name.strip() or None, roots, slides=c_slides)
-        st.success(f"Added cohort {added.name}: {added.n} patients, {added.n_events} events; pages and the CLI can use it."
-                   + (f" {added.slide_links.note(added.n).capitalize()}." if added.slide_links is not None else ""))
+        note = added.slide_links.note(added.n) if added.slide_links is not None else ""
+        st.session_state["coh_added"] = (f"Added cohort {added.name}: {added.n} patients, {added.n_events} events; pages "
+                                         "and the CLI can use it." + (f" {note[:1].upper()}{note[1:]}." if note else ""))
+        st.session_state["coh_cov"] = added.name
+        st.rerun()
     except PathVizError as exc:
         st.error(str(exc))
 
@@ -101,7 +106,7 @@ try:
                f"{cov['with_rna_and_slides']} · a slide registered in this workspace {cov['workspace_slides']}")
     st.caption("Endpoints: " + ", ".join(f"{e['label']} ({e['key']}): {e['patients']} patients" for e in cov["endpoints"]))
     if cov["slide_note"]:
-        st.caption(cov["slide_note"].capitalize())
+        st.caption(cov["slide_note"][:1].upper() + cov["slide_note"][1:])
     if cov_cohort.omics_note:
         st.caption(f"Expression: {cov_cohort.omics_note}")
     st.dataframe(pd.DataFrame(cov["fields"]), hide_index=True, width="stretch", key="coh_fields",

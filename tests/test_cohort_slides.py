@@ -70,7 +70,7 @@ def test_slides_linked_by_barcode_diagnostic_first_and_unmatched_named(ws, tmp_p
     _touch(slides / ".trash" / f"{IDS[20]}-01Z-00-DX1.svs")  # hidden folders are not searched
     assert main(["cohort", "add", str(folder), "--format", "tcga", "--name", "brx", "--slides", str(slides)]) == 0
     out = capsys.readouterr().out
-    assert "slides: 10 of 150 patients linked (12 files by file name" in out and "1 file match no patient" in out
+    assert "slides: 10 of 150 patients linked by file name (11 of 12 slide files in" in out and "1 file matches no patient" in out
     c = load_cohort("brx")
     assert c.clinical.at[IDS[0], "slide"] == str(dx)  # -DX (FFPE diagnostic) before -TS (frozen)
     assert c.slide_links.by_patient[IDS[0]][1].endswith("TS1.CD34.svs")

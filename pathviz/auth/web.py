@@ -105,8 +105,8 @@ border-radius:6px;font-size:.9rem}}.note{{color:#666;font-size:.8rem;margin-top:
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Log in</button></form>
-<p class="note">First start: the admin's one-time password was printed in the console that started PathViz and written to
-{pwfile} in the workspace folder. Accounts are created by an admin (Admin &gt; Users and audit, or <code>pathviz users add</code>).</p>
+<p class="note">First start: the admin's password is the one set in PATHVIZ_ADMIN_PASSWORD; without it, a one-time
+password was printed in the console that started PathViz and written to {pwfile} in the workspace folder. Accounts are created by an admin (Admin &gt; Users and audit, or <code>pathviz users add</code>).</p>
 </main></body></html>"""
 
 

@@ -305,8 +305,9 @@ def load_tcga(code: str, root: str | Path | None = None, event_map: dict | None 
         name=cname, clinical=clinical, omics=omics, centre="centre" if "centre" in clinical.columns else None,
         description=f"TCGA-{code.upper()} ({folder}): {os_note}" + "".join(f"; {n}" for n in ep_notes)
                     + (f"; expression ({scale}) for {with_rna} of {len(clinical)} patients" if omics is not None else ""),
-        endpoint="overall survival", time_unit_note="months (cBioPortal OS_MONTHS style; TCGA-CDR days / "
-                                                    f"{DAYS_PER_MONTH})",
+        endpoint="overall survival",
+        time_unit_note="; ".join([f"OS.time days / {DAYS_PER_MONTH}" if os_note != "overall survival"
+                                  else "time_months as shipped", *ep_notes]),
         endpoints=[Endpoint("os", "overall survival", "time", "event"), *endpoints],
         omics_scale=scale, omics_note=note,
     )

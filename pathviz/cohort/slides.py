@@ -84,11 +84,14 @@ class SlideLinks:
 
     def note(self, n_patients: int) -> str:
         """One line for the cohort's description."""
-        text = (f"slides: {len(self.by_patient)} of {n_patients} patients linked ({self.n_files} files by {self.how}, "
-                f"from {self.source})")
+        linked = self.n_files - len(self.unmatched)
+        text = (f"slides: {len(self.by_patient)} of {n_patients} patients linked by {self.how} ({linked} of {self.n_files} "
+                f"slide files in {self.source})")
         if self.unmatched:
             shown = ", ".join(Path(p).name for p in self.unmatched[:3])
-            text += f"; {len(self.unmatched)} file{'s' if len(self.unmatched) != 1 else ''} match no patient ({shown}{', ...' if len(self.unmatched) > 3 else ''})"
+            one = len(self.unmatched) == 1
+            text += (f"; {len(self.unmatched)} file{'' if one else 's'} {'matches' if one else 'match'} no patient "
+                     f"({shown}{', ...' if len(self.unmatched) > 3 else ''})")
         return text
 
 
@@ -224,7 +227,8 @@ def coverage(cohort: Cohort, workspace_slides: list[str] | None = None) -> dict:
         "with_slides": int(slide.sum()), "without_slides": int((~slide).sum()),
         "with_rna_and_slides": int((rna & slide).sum()), "workspace_slides": in_ws,
         "slide_note": links.note(cohort.n) if links is not None else "",
-        "endpoints": [{"key": e.key, "label": e.label, "patients": int(cohort.clinical[e.time].notna().sum())}
+        "endpoints": [{"key": e.key, "label": e.label,
+                       "patients": int((cohort.clinical[e.time].notna() & cohort.clinical[e.event].notna()).sum())}
                       for e in cohort.endpoints],
         "fields": fields,
     }
