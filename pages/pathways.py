@@ -10,8 +10,9 @@ from pathlib import Path
 import streamlit as st
 
 from pages.ui.auth import acting, require_page
+from pages.ui.cohort import endpoint_selectbox
 from pages.ui.context import workspace
-from pathviz.cohort import endpoint_model_name, load_cohort, load_cohort_endpoint
+from pathviz.cohort import endpoint_model_name, load_cohort_endpoint
 from pathviz.errors import PathVizError
 from pathviz.explain import (
     activation_heatmap,
@@ -59,12 +60,8 @@ def _add_gmt() -> None:
 with st.sidebar:
     omics_cohorts = cohorts_with_omics()
     cohort_name = st.selectbox("Cohort", omics_cohorts, key="pw_cohort")
-    ends = {e.key: e.label for e in load_cohort(cohort_name).endpoints}
-    if st.session_state.get("pw_endpoint") not in ends:  # first visit or another cohort: its primary endpoint
-        st.session_state["pw_endpoint"] = next(iter(ends))
-    endpoint = st.selectbox("Endpoint", list(ends), format_func=lambda k: f"{ends[k]} ({k})", key="pw_endpoint",
-                            disabled=len(ends) < 2, help="The survival endpoint the model is trained on; each endpoint "
-                            "has its own models (patients without it are left out).")
+    endpoint, ends = endpoint_selectbox(cohort_name, "pw_endpoint", "The survival endpoint the model is trained on; "
+                                        "each endpoint has its own models (patients without it are left out).")
     model_name = endpoint_model_name(cohort_name, endpoint)
     user_gmts = {str(p): f"{p.name} (yours)" for p in user_gmt_files(ws)}
     libraries = {**LIBRARIES, **user_gmts}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui.auth import require_page
+from pages.ui.cohort import endpoint_selectbox
 from pages.ui.context import workspace
 from pathviz.cohort import available_cohorts, endpoint_model_name, load_cohort, load_cohort_endpoint
 from pathviz.errors import PathVizError
@@ -61,12 +62,8 @@ def _stratify_registered(cohort: str, endpoint: str, ref: str, cutoff: str, eval
 
 with st.sidebar:
     cohort_name = st.selectbox("Cohort", available_cohorts(), key="cohort")
-    ends = {e.key: e.label for e in load_cohort(cohort_name).endpoints}
-    if st.session_state.get("endpoint") not in ends:  # first visit or another cohort: its primary endpoint
-        st.session_state["endpoint"] = next(iter(ends))
-    endpoint = st.selectbox("Endpoint", list(ends), format_func=lambda k: f"{ends[k]} ({k})", key="endpoint",
-                            disabled=len(ends) < 2, help="Survival endpoints of this cohort; patients without the "
-                            "chosen one are left out (the caption says how many).")
+    endpoint, ends = endpoint_selectbox(cohort_name, "endpoint", "Survival endpoints of this cohort; patients without "
+                                        "the chosen one are left out (the caption says how many).")
     method = st.selectbox("Risk cut-off", list(CUTOFFS), format_func=CUTOFFS.get, key="cutoff_method")
     fixed = st.number_input("Cut-off value (risk score)", value=0.0, step=0.1, key="cutoff_value",
                             disabled=method != "fixed")
