@@ -16,12 +16,14 @@ from PIL import Image
 
 def write_pyramidal_tiff(
     path: str | Path, rgb: np.ndarray, mpp: float, tile: int = 256, min_size: int = 256, compression: str = "zlib",
-    quality: int = 90,
+    quality: int = 90, jpeg_rgb: bool = False,
 ) -> Path:
     """Write ``rgb`` (``uint8[height, width, 3]``) as a pyramidal TIFF at ``mpp`` microns per pixel.
 
     ``compression``: ``"zlib"`` (lossless) or ``"jpeg"`` (``quality`` 1-100, via imagecodecs), as
-    scanners write.
+    scanners write. ``jpeg_rgb``: JPEG in RGB colour space without chroma subsampling (4:4:4), so
+    colour does not vary with texture as it does under YCbCr 4:2:0 (larger files; the benchmark
+    cohort uses it).
 
     Levels halve (area-averaged with Pillow's box filter) until the longer side is below
     ``min_size``. Written to a temporary name and renamed, so a crash leaves no partial slide.
@@ -45,7 +47,8 @@ def write_pyramidal_tiff(
                 tile=(tile, tile),
                 photometric="rgb",
                 compression=compression,
-                compressionargs={"level": quality} if compression == "jpeg" else None,
+                compressionargs=({"level": quality, **({"subsampling": (1, 1), "outcolorspace": "rgb"} if jpeg_rgb else {})}
+                                 if compression == "jpeg" else None),
                 resolution=(res, res),
                 resolutionunit="CENTIMETER",
                 subfiletype=0 if scale == 1 else 1,
