@@ -433,25 +433,37 @@ def generate(out: str | Path, sources: dict[str, np.ndarray], seed: int = 0, pat
     return truth
 
 
-def load_benchmark_cohort(folder: str | Path, name: str = "benchmark") -> Cohort:
-    """A generated benchmark cohort as a :class:`Cohort` (``semi_synthetic=True``; ``slide`` and
-    ``split`` are identifiers, never covariates).
+def load_generated_cohort(folder: str | Path, name: str, description: str, id_columns: list[str], fix: str) -> Cohort:
+    """A cohort written by a PathViz generator (``clinical.csv`` + ``omics.npz``; the demo v1 and
+    the benchmark v2 share the layout): RFS primary, OS second, CA19-9 as marker,
+    ``semi_synthetic=True``; ``id_columns`` are identifiers, never covariates.
 
     Raises:
-        PathVizError: no cohort in ``folder``.
+        PathVizError: no cohort in ``folder`` (``fix`` says how to build one).
     """
     folder = Path(folder)
     if not (folder / "clinical.csv").exists():
-        raise PathVizError(f"No benchmark cohort at {folder}.", "build it with bench/planted_signal.py --cohort-seed N.", folder)
+        raise PathVizError(f"No generated cohort at {folder}.", fix, folder)
     clinical = pd.read_csv(folder / "clinical.csv")
     with np.load(folder / "omics.npz", allow_pickle=False) as z:
         omics = pd.DataFrame(z["values"], index=z["patients"], columns=z["genes"])
     return Cohort(name=name, clinical=clinical, omics=omics, markers=["ca19_9"], treatment="treatment", centre="centre",
-                  description=f"PathViz {LABEL}", endpoint="recurrence-free survival",
+                  description=description, endpoint="recurrence-free survival",
                   time_unit_note="months (simulated)", semi_synthetic=True,
                   endpoints=[Endpoint("rfs", "recurrence-free survival", "time", "event"),
                              Endpoint("os", "overall survival", "os_time", "os_event")],
-                  id_columns=["slide", "split"])
+                  id_columns=id_columns)
+
+
+def load_benchmark_cohort(folder: str | Path, name: str = "benchmark") -> Cohort:
+    """A generated benchmark cohort (:func:`load_generated_cohort`; ``slide`` and ``split`` are
+    identifiers).
+
+    Raises:
+        PathVizError: no cohort in ``folder``.
+    """
+    return load_generated_cohort(folder, name, f"PathViz {LABEL}", ["slide", "split"],
+                                 "build it with bench/benchmark_cohort.py --cohort-seed N.")
 
 
 def file_digest(folder: str | Path) -> dict[str, str]:

@@ -38,7 +38,6 @@ import pandas as pd
 from PIL import Image
 from skimage.color import hed2rgb, rgb2hed, rgb2hsv
 
-from pathviz.cohort.endpoints import Endpoint
 from pathviz.cohort.schema import Cohort
 from pathviz.errors import PathVizError
 from pathviz.slide.writer import write_pyramidal_tiff
@@ -177,19 +176,15 @@ def generate(out: str | Path, sources: list[tuple[str, np.ndarray]], expression:
 
 
 def load_demo_cohort(folder: str | Path) -> Cohort:
-    """The generated demo cohort as a :class:`Cohort` (``semi_synthetic=True``)."""
-    folder = Path(folder)
-    if not (folder / "clinical.csv").exists():
-        raise PathVizError(f"No demo cohort at {folder}.", "build it with `pathviz demo`.", folder)
-    clinical = pd.read_csv(folder / "clinical.csv")
-    with np.load(folder / "omics.npz", allow_pickle=False) as z:
-        omics = pd.DataFrame(z["values"], index=z["patients"], columns=z["genes"])
-    return Cohort(name="demo", clinical=clinical, omics=omics, markers=["ca19_9"], treatment="treatment", centre="centre",
-                  description="PathViz demo cohort (" + LABEL + ")", endpoint="recurrence-free survival",
-                  time_unit_note="months (simulated)", semi_synthetic=True,
-                  endpoints=[Endpoint("rfs", "recurrence-free survival", "time", "event"),
-                             Endpoint("os", "overall survival", "os_time", "os_event")],
-                  id_columns=["slide"])
+    """The generated demo cohort as a :class:`Cohort` (``semi_synthetic=True``).
+
+    Raises:
+        PathVizError: no demo cohort in ``folder``.
+    """
+    from pathviz.cohort.benchmark import load_generated_cohort
+
+    return load_generated_cohort(folder, "demo", "PathViz demo cohort (" + LABEL + ")", ["slide"],
+                                 "build it with `pathviz demo`.")
 
 
 def read_ground_truth(folder: str | Path) -> dict:
