@@ -16,7 +16,8 @@ test tile pool):
   training + validation patients), of the clinical-only Cox model (age, centre, CA19-9,
   treatment), of the true log-hazard (oracle) and of its main effects (main-effects oracle);
 * the CA19-9 x group and treatment x group interaction p-values with the TRUE groups on this
-  cohort, and their power over ``--power-draws`` redrawn outcomes.
+  cohort, their power over ``--power-draws`` redrawn outcomes, and the design's power (treatment
+  assignment and CA19-9 redrawn too).
 
 Last lines: ``colour_baseline_pointing_minus_chance: X.XX`` (the best colour baseline; target <=
 0.10), ``colour_baseline_cindex: X.XXX`` and ``true_group_interaction_power: X.XX`` (the smaller
@@ -214,13 +215,18 @@ def main() -> int:
     trt = treatment_by_stratum(t, e, groups, cohort.clinical["treatment"]).interaction_p
     print(f"\ninteraction p with the true groups on this cohort: CA19-9 x group {ca:.2g}, treatment x group {trt:.2g}")
     t0 = time.perf_counter()
-    power = interaction_power(simulate_cohort(args.cohort_seed, args.patients), n_sim=args.power_draws)
+    sim = simulate_cohort(args.cohort_seed, args.patients)
+    power = interaction_power(sim, n_sim=args.power_draws)
     print(f"power over {power['n_sim']} redrawn outcomes (alpha {power['alpha']}): CA19-9 {power['ca19_9']:.2f}, "
           f"treatment {power['treatment']:.2f}, both {power['both']:.2f} ({time.perf_counter() - t0:.0f} s)")
+    design = interaction_power(sim, n_sim=args.power_draws, redraw_assignment=True)
+    print(f"design power (treatment and CA19-9 redrawn too): CA19-9 {design['ca19_9']:.2f}, treatment "
+          f"{design['treatment']:.2f}, both {design['both']:.2f}")
     print(f"\nbuild_seconds: {secs:.0f}")
     print(f"colour_baseline_cindex: {ctable.loc[0, 'c_index']:.3f}")
     print(f"colour_baseline_pointing_minus_chance: {best['minus_chance']:.2f}")
     print(f"true_group_interaction_power: {min(power['ca19_9'], power['treatment']):.2f}")
+    print(f"true_group_interaction_design_power: {min(design['ca19_9'], design['treatment']):.2f}")
     return 0
 
 
