@@ -2,8 +2,9 @@
 simulated outcomes, and no colour shortcut.
 
 Everything a model reads is real tissue or real expression except the outcomes and the planted
-couplings, which follow :data:`SETTINGS` (frozen in code before any evaluation seed was generated;
-tuning used cohort seed 0 only). ``ground_truth.json`` records all of it; no model reads it.
+couplings, which follow :data:`SETTINGS` (frozen in code; tuning used cohort seed 0 only; the one
+change made after an evaluation seed was seen is recorded in :class:`Settings`). ``ground_truth.json``
+records all of it; no model reads it.
 
 Tissue (:mod:`pathviz.cohort.tissue`)
     128 px tiles (64 um at 0.5 um/px) of the real H&E sources, classed once by a nucleus count in
@@ -35,7 +36,7 @@ Outcomes (recurrence-free survival, months; overall survival adds a post-recurre
     also differ in dense fraction, so centre truly confounds). True risk groups split the main
     effects at the median; CA19-9 above 37 U/mL adds a log-HR in the low group only, adjuvant
     treatment (random) removes one in the high group only (sizes in :data:`SETTINGS`, chosen on
-    seed 0 so the interactions are detectable with the true groups at power >= 0.8:
+    seed 0 so the interactions are detectable with the true groups at a design power >= 0.8:
     :func:`interaction_power`). Exponential baseline (median 30 months), censoring 24-84 months
     plus random loss.
 """
