@@ -131,7 +131,7 @@ def tile_pools(sources: dict[str, np.ndarray], annotation: dict | None = None) -
         for cls in (PLANTED, OTHER):
             if len(out.index(pool, cls)) < 3:
                 raise PathVizError(f"The {pool} pool has {len(out.index(pool, cls))} {cls} tiles.",
-                                   "the annotation must give each band of the sources both classes.")
+                                   "the annotation must give every pool tiles of both classes (rerun scripts/annotate_benchmark_tiles.py).")
     return out
 
 
