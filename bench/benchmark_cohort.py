@@ -100,22 +100,12 @@ def pointing(scores: np.ndarray, planted: np.ndarray, tissue: np.ndarray) -> flo
     return float(planted[top].mean())
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cohort-seed", type=int, default=1)
-    ap.add_argument("--patients", type=int, default=SETTINGS.patients)
-    ap.add_argument("--power-draws", type=int, default=200)
-    args = ap.parse_args()
-    from pathviz.settings import Settings
-
-    home = Settings.from_env().home
-    folder, secs = build(home, args.cohort_seed, args.patients)
-    print(f"cohort {folder} (seed {args.cohort_seed}, {args.patients} patients): "
-          + (f"built in {secs:.0f} s" if secs else "present, kept"), flush=True)
-    cohort = load_benchmark_cohort(folder)
-    import json
-
-    truth = json.loads((folder / "ground_truth.json").read_text())  # the bench reads the truth; models never do
+def colour_baselines(folder: Path, cohort, truth: dict) -> dict:
+    """The no-learning baselines of a generated cohort, on its test patients (the generator's split):
+    ``pointing`` (DataFrame: each colour statistic and the colour-histogram logistic regression,
+    pointing / chance / ceiling / minus_chance), ``best`` (its best row), ``cindex`` (DataFrame:
+    colour statistics, the planted fraction by the best colour rule, clinical only, the oracles;
+    C-index with 95% bootstrap CI) and ``n_test`` / ``n_fit`` patients."""
     pids = list(cohort.clinical.index)
     split = cohort.clinical["split"].to_numpy()
     t0 = time.perf_counter()
@@ -161,8 +151,6 @@ def main() -> int:
     lr.fit(X[tr], planted[tr])
     evaluate("logistic regression on colour histograms + means", lr.decision_function(X))
     table = pd.DataFrame(rows)
-    print("\nPointing game on test slides (top-10 patches; planted = at least half dense tiles):")
-    print(table.round(3).to_string(index=False))
     best = table.loc[table["pointing"].idxmax()]
 
     # C-index on the test patients: colour features alone, clinical only, oracles
@@ -201,8 +189,32 @@ def main() -> int:
                      ("true dense fraction alone", np.array([truth["patients"][p]["dense_fraction"] for p in pids]))):
         c, lo, hi = harrell_c_bootstrap(t[te], e[te], r[te], n_boot=500)
         cs.append({"model": label, "c_index": c, "lower": lo, "upper": hi})
-    ctable = pd.DataFrame(cs)
-    print(f"\nC-index on {int(te.sum())} test patients (Cox fitted on {int(fit.sum())} training + validation patients; "
+    return {"pointing": table, "best": best, "cindex": pd.DataFrame(cs), "n_test": int(te.sum()), "n_fit": int(fit.sum())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cohort-seed", type=int, default=1)
+    ap.add_argument("--patients", type=int, default=SETTINGS.patients)
+    ap.add_argument("--power-draws", type=int, default=200)
+    args = ap.parse_args()
+    from pathviz.settings import Settings
+
+    home = Settings.from_env().home
+    folder, secs = build(home, args.cohort_seed, args.patients)
+    print(f"cohort {folder} (seed {args.cohort_seed}, {args.patients} patients): "
+          + (f"built in {secs:.0f} s" if secs else "present, kept"), flush=True)
+    cohort = load_benchmark_cohort(folder)
+    import json
+
+    truth = json.loads((folder / "ground_truth.json").read_text())  # the bench reads the truth; models never do
+    pids = list(cohort.clinical.index)
+    t, e = cohort.time, cohort.event
+    base = colour_baselines(folder, cohort, truth)
+    best, ctable = base["best"], base["cindex"]
+    print("\nPointing game on test slides (top-10 patches; planted = at least half dense tiles):")
+    print(base["pointing"].round(3).to_string(index=False))
+    print(f"\nC-index on {base['n_test']} test patients (Cox fitted on {base['n_fit']} training + validation patients; "
           "95% bootstrap CI):")
     print(ctable.round(3).to_string(index=False))
 

@@ -95,7 +95,10 @@ with st.sidebar:
 PLOT_CONFIG = {"toImageButtonOptions": {"format": img_format, "scale": 2}, "displaylogo": False}
 cohort = _cohort(cohort_name, endpoint)
 if cohort.semi_synthetic:
-    st.warning("Semi-synthetic demo cohort: real H&E tissue and real expression profiles, simulated outcomes.")
+    from pages.ui.demo import demo_note
+
+    st.warning(demo_note(workspace()) if cohort_name == "demo" else
+               "Semi-synthetic cohort: real H&E tissue and real expression profiles, simulated outcomes.")
 st.caption(f"{cohort.description} · endpoint: {cohort.endpoint} · n={cohort.n}, events={cohort.n_events} · "
            f"times in months ({cohort.time_unit_note})")
 

@@ -109,6 +109,10 @@ st.caption(
     + (" (declared)" if rec.declared_mpp else "")
     + f" · {len(grid)} tissue patches of {grid.patch_size} px at {grid.mpp} µm/px"
 )
+if rec.source == "demo_cohort" and layer_name in ("haematoxylin", "eosin"):
+    from pages.ui.demo import STAIN_LAYER_NOTE
+
+    st.info(STAIN_LAYER_NOTE)
 
 # -- legend -----------------------------------------------------------------------------------
 if layer is not None:

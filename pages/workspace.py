@@ -43,6 +43,15 @@ st.markdown(
 )
 status = demo_status(ws)
 st.markdown("\n".join(f"- {'✅' if ok else '❌'} {PARTS[k]}" for k, ok in status.items()))
+if status["cohort"]:
+    from pages.ui.demo import demo_note
+
+    st.markdown(demo_note(ws))
+else:
+    from pathviz.cohort.demo import DEMO_PATIENTS
+
+    st.caption(f"The demo cohort will have {ws.settings.demo_patients or DEMO_PATIENTS} patients "
+               "(PATHVIZ_DEMO_PATIENTS; `pathviz demo --patients N` in a fresh workspace for another size).")
 active = JobQueue(ws.db, ws.home).active("demo")
 if active:
     st.caption(f"The demo build runs in the background (job #{active[0].id}); closing this tab does not stop it.")

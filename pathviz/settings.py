@@ -8,6 +8,8 @@ Variables:
         registered in place, besides the workspace itself.
     PATHVIZ_DEVICE: ``cuda``, ``cpu`` or ``auto`` (default: CUDA when present).
     PATHVIZ_CACHE: download cache for demo data (default ``~/.cache/pathviz``).
+    PATHVIZ_DEMO_PATIENTS: patients of the demo cohort a first start builds (default 200,
+        :data:`pathviz.cohort.demo.DEMO_PATIENTS`; at least 20).
 
 The viewer's tiles are served by the dashboard's own server (:mod:`pathviz.viewer.routes`), on its
 host and port, so there is nothing to configure for them.
@@ -29,6 +31,7 @@ class Settings:
     slide_roots: tuple[Path, ...] = field(default_factory=tuple)
     device: str = "auto"
     cache_dir: Path = Path.home() / ".cache" / "pathviz"
+    demo_patients: int | None = None
 
     @classmethod
     def from_env(cls, home: str | Path | None = None) -> "Settings":
@@ -41,12 +44,17 @@ class Settings:
             if p.strip()
         )
         cache = Path(os.environ.get("PATHVIZ_CACHE", Path.home() / ".cache" / "pathviz")).expanduser()
+        demo_patients = os.environ.get("PATHVIZ_DEMO_PATIENTS", "").strip()
+        if demo_patients and (not demo_patients.isdigit() or int(demo_patients) < 20):
+            raise ValueError(f"PATHVIZ_DEMO_PATIENTS={demo_patients!r} is not a whole number of at least 20; "
+                             "unset it (200 patients) or set e.g. PATHVIZ_DEMO_PATIENTS=100.")
         return cls(
             home=home_path,
             database_url=db,
             slide_roots=roots,
             device=os.environ.get("PATHVIZ_DEVICE", "auto"),
             cache_dir=cache,
+            demo_patients=int(demo_patients) if demo_patients else None,
         )
 
 

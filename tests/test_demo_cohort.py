@@ -1,87 +1,132 @@
-"""The multimodal demo cohort generator: deterministic, real OpenSlide slides, measurable truth."""
+"""The demo cohort is the benchmark generator v2 at first-start size: built, registered and analysed on
+the planted grid; a different demo is refused, not replaced; and PAGE-Net trains on it with the
+ground truth unreadable (no model code reads it)."""
 
 from __future__ import annotations
 
-import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
-import openslide
 import pytest
-from PIL import Image
-from skimage.color import rgb2hed
 
-from pathviz.cohort import load_survset
-from pathviz.cohort.demo import DEMO_MPP, GRID, LABEL, TILE, generate, load_demo_cohort, read_ground_truth
-from pathviz.genomics import default_library
+from pathviz.cohort import load_cohort
+from pathviz.cohort.benchmark import PATCH, parse_layout, patch_classes
+from pathviz.cohort.demo import DEMO_MPP, read_ground_truth
+from pathviz.errors import PathVizError
+from pathviz.jobs.demo import build_demo_cohort, demo_cohort_dir, demo_cohort_ready
+
+PATIENTS = 40
+
+_BLOCKED: list[str] = []  # while non-empty, opening a file whose name is in it raises (audit hook)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _BLOCKED and event == "open" and args and isinstance(args[0], (str, bytes, Path)):
+        name = Path(args[0].decode() if isinstance(args[0], bytes) else args[0]).name
+        if name in _BLOCKED:
+            raise PermissionError(f"{name} is unreadable in this test")
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; this one acts only while _BLOCKED is set
 
 
 @pytest.fixture(scope="module")
-def sources(demo_svs, demo_png):
-    with openslide.OpenSlide(str(demo_svs)) as osr:
-        svs = np.asarray(osr.read_region((0, 0), 0, osr.dimensions).convert("RGB"))
-    return [("svs", svs), ("png", np.asarray(Image.open(demo_png).convert("RGB")))]
+def demo_cohort_home(tmp_path_factory, demo_svs, demo_png) -> Path:
+    """A workspace with a 40-patient demo cohort (cohort seed 5), built, registered and analysed."""
+    from pathviz.settings import Settings
+    from pathviz.store.workspace import Workspace
+
+    home = tmp_path_factory.mktemp("democohort") / "ws"
+    build_demo_cohort(Workspace(Settings.from_env(home)), seed=5, patients=PATIENTS)
+    return home
 
 
-@pytest.fixture(scope="module")
-def small_inputs():
-    gse = load_survset("gse1992")
-    lib = default_library("kegg")
-    return gse.omics.iloc[:8], gse.clinical["age"].to_numpy(float)[:8], ("KEGG_hsa04110", lib.get("KEGG_hsa04110").genes)
+@pytest.fixture
+def demo_cohort_ws(demo_cohort_home, monkeypatch):
+    from pathviz.settings import Settings
+    from pathviz.store.workspace import Workspace
+
+    monkeypatch.setenv("PATHVIZ_HOME", str(demo_cohort_home))
+    monkeypatch.delenv("PATHVIZ_DATABASE_URL", raising=False)
+    return Workspace(Settings.from_env(demo_cohort_home))
 
 
-def digest(folder):
-    h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+def test_demo_cohort_registered_on_the_planted_grid(demo_cohort_ws):
+    ws = demo_cohort_ws
+    folder = demo_cohort_dir(ws)
+    truth = read_ground_truth(folder)
+    assert truth["generator_version"] == 2 and truth["seed"] == 5 and truth["patients_n"] == PATIENTS
+    assert demo_cohort_ready(ws)
+    recs = [r for r in ws.slides() if r.source == "demo_cohort"]
+    assert len(recs) == PATIENTS
+    cohort = load_cohort("demo")
+    assert {"slide", "split"} <= set(cohort.id_columns) and "split" not in cohort.clinical_covariates()
+    for rec in recs[:5]:
+        grid = ws.grid(rec.slide_id)
+        assert grid.patch_size == PATCH and grid.mpp == pytest.approx(DEMO_MPP)
+        # every grid patch sits on the generator's 8 x 8 patch lattice, and patches without tissue are left out
+        xy = grid.coords
+        assert (xy % PATCH == 0).all()
+        pid = Path(rec.path).stem
+        tissue = patch_classes(parse_layout(truth["patients"][pid]["tile_classes"]), None)
+        kept = tissue[xy[:, 1] // PATCH, xy[:, 0] // PATCH]
+        assert (kept >= 1).all() and len(xy) <= (tissue >= 1).sum()
 
 
-def test_generator_is_deterministic_for_a_seed(tmp_path, sources, small_inputs):
-    expr, ages, pathway = small_inputs
-    a = generate(tmp_path / "a", sources, expr, ages, pathway, seed=3)
-    b = generate(tmp_path / "b", sources, expr, ages, pathway, seed=3)
-    c = generate(tmp_path / "c", sources, expr, ages, pathway, seed=4)
-    assert a == b and digest(tmp_path / "a") == digest(tmp_path / "b")
-    assert a["patients"] != c["patients"]
+def test_a_different_demo_is_refused_and_nothing_replaced(demo_cohort_ws):
+    ws = demo_cohort_ws
+    before = sorted(p.name for p in (demo_cohort_dir(ws) / "slides").iterdir())
+    build_demo_cohort(ws, seed=5, patients=PATIENTS)  # the same one: kept, nothing rebuilt
+    with pytest.raises(PathVizError, match="already holds a demo cohort.*seed 5, 40 patients.*PATHVIZ_HOME"):
+        build_demo_cohort(ws, seed=6, patients=PATIENTS)
+    with pytest.raises(PathVizError, match="already holds"):
+        build_demo_cohort(ws, seed=5, patients=60)
+    assert sorted(p.name for p in (demo_cohort_dir(ws) / "slides").iterdir()) == before
+    assert read_ground_truth(demo_cohort_dir(ws))["seed"] == 5
 
 
-def test_openslide_reads_generated_slide_with_mpp(tmp_path, sources, small_inputs):
-    expr, ages, pathway = small_inputs
-    generate(tmp_path / "d", sources, expr, ages, pathway, seed=0)
-    with openslide.OpenSlide(str(tmp_path / "d" / "slides" / "DEMO-001.tif")) as s:
-        assert s.dimensions == (GRID * TILE, GRID * TILE)
-        assert float(s.properties["openslide.mpp-x"]) == pytest.approx(DEMO_MPP)
-        assert s.level_count >= 3
-    cohort = load_demo_cohort(tmp_path / "d")
-    assert cohort.semi_synthetic and cohort.markers == ["ca19_9"] and cohort.treatment == "treatment"
-    assert "simulated outcomes" in LABEL and cohort.n == 8
-    assert list(cohort.omics.columns[:3]) == list(expr.columns[:3])  # real profiles kept
+def test_pagenet_trains_with_the_ground_truth_unreadable(demo_cohort_ws, tmp_path):
+    """The issue's guard: with ground_truth.json unreadable (any open of it raises), PAGE-Net still
+    trains end to end, writes its layers and uses the generator's test patients."""
+    from pathviz.jobs.pagenet import train_pagenet_model
+
+    ws = demo_cohort_ws
+    gt = demo_cohort_dir(ws) / "ground_truth.json"
+    truth = json.loads(gt.read_text())
+    _BLOCKED.append(gt.name)
+    try:
+        with pytest.raises(PermissionError):
+            gt.read_text()  # the guard works
+        metrics = train_pagenet_model(ws, tmp_path / "out", "demo", seed=1, epochs_cnn=1)
+    finally:
+        _BLOCKED.clear()
+    assert metrics["cnn_px"] == 64 and metrics["k1"] == 32  # 256 px at 0.5 um/px read at 2 um/px; half of 8 x 8
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "out" / "prognostic_index.csv")
+    test = set(table.loc[table["split"] == "test", "patient_id"])
+    assert test == {p for p, v in truth["patients"].items() if v["split"] == "test"}
+    assert set(table["split"]) == {"train", "validation", "test"}
+    assert np.isfinite(table["prognostic_index"]).all()
+    sid = table["slide_id"].iloc[0]
+    layer = ws.model_layer(sid, "survival_score", {metrics["layer_tag"]})
+    assert len(layer.scores) == len(ws.grid(sid))
 
 
-def test_dense_tiles_are_measurably_nuclei_dense(tmp_path, sources, small_inputs):
-    expr, ages, pathway = small_inputs
-    truth = generate(tmp_path / "e", sources, expr, ages, pathway, seed=1)
-    gaps = []
-    for pid, info in truth["patients"].items():
-        img = np.asarray(openslide.OpenSlide(str(tmp_path / "e" / "slides" / f"{pid}.tif")).read_region(
-            (0, 0), 0, (GRID * TILE, GRID * TILE)).convert("RGB"))
-        h = rgb2hed(img)[..., 0]
-        dense = {(x, y) for x, y, _, _ in info["dense_tiles"]}
-        vals = {(c * TILE, r * TILE): h[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE].mean()
-                for r in range(GRID) for c in range(GRID)}
-        if dense and len(dense) < GRID * GRID:
-            gaps.append(np.mean([v for k, v in vals.items() if k in dense]) - np.mean([v for k, v in vals.items() if k not in dense]))
-    assert np.mean(gaps) > 0 and np.mean(np.array(gaps) > 0) >= 0.85
+def test_old_demo_cohort_is_not_taken_for_v2(demo_cohort_ws, tmp_path):
+    from pathviz.settings import Settings
+    from pathviz.store.workspace import Workspace
 
-
-def test_ground_truth_documents_the_model(tmp_path, sources, small_inputs):
-    expr, ages, pathway = small_inputs
-    generate(tmp_path / "f", sources, expr, ages, pathway, seed=0)
-    gt = read_ground_truth(tmp_path / "f")
-    assert gt["planted_pathway"] == "KEGG_hsa04110" and len(gt["planted_pathway_genes"]) >= 10
-    assert set(gt["coefficients"]) == {"dense_fraction", "pathway", "age", "ca19_9_high_in_low_risk", "treatment_in_high_risk"}
-    for info in gt["patients"].values():
-        assert info["true_group"] in ("low", "high") and info["centre"] in gt["centres"]
-        assert info["dense_fraction"] == pytest.approx(len(info["dense_tiles"]) / GRID**2)
+    home = tmp_path / "old"
+    shutil.copytree(demo_cohort_dir(demo_cohort_ws), home / "cohorts" / "demo", ignore=shutil.ignore_patterns("slides"))
+    gt = home / "cohorts" / "demo" / "ground_truth.json"
+    truth = json.loads(gt.read_text())
+    truth.pop("generator_version")
+    gt.write_text(json.dumps(truth))
+    ws = Workspace(Settings.from_env(home))
+    assert not demo_cohort_ready(ws)
+    with pytest.raises(PathVizError, match="generator v1"):
+        build_demo_cohort(ws, seed=5, patients=PATIENTS)

@@ -5,10 +5,8 @@ is refused with a clear error where the design matrix is built."""
 from __future__ import annotations
 
 import numpy as np
-import openslide
 import pandas as pd
 import pytest
-from PIL import Image
 
 from pathviz.cohort import (
     Cohort,
@@ -16,10 +14,9 @@ from pathviz.cohort import (
     OutcomeLeakageError,
     available_cohorts,
     load_cohort,
-    load_survset,
     looks_like_outcome,
 )
-from pathviz.cohort.demo import generate, load_demo_cohort
+from pathviz.cohort.demo import load_demo_cohort
 from pathviz.genomics import default_library
 from pathviz.risk.coxpasnet import CoxPASNetModel
 from pathviz.risk import CoxnetRiskModel, TabularPreprocessor, default_covariates, fit_cohort_risk
@@ -29,15 +26,14 @@ from pathviz.jobs.pagenet import PAGENET_CLINICAL
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory, demo_svs, demo_png) -> Cohort:
-    """A generated demo cohort (8 patients, real tissue and profiles) with its two endpoints."""
-    with openslide.OpenSlide(str(demo_svs)) as osr:
-        svs = np.asarray(osr.read_region((0, 0), 0, osr.dimensions).convert("RGB"))
-    sources = [("svs", svs), ("png", np.asarray(Image.open(demo_png).convert("RGB")))]
-    gse = load_survset("gse1992")
-    lib = default_library("kegg")
+    """A generated demo cohort (benchmark generator v2, 8 patients, real tissue and profiles) with its
+    two endpoints."""
+    from pathviz.cohort.benchmark import generate
+    from pathviz.cohort.tissue import read_source, source_key
+    from pathviz.jobs.demo import DEMO_FILES
+
     out = tmp_path_factory.mktemp("demo_cohort")
-    generate(out, sources, gse.omics.iloc[:8], gse.clinical["age"].to_numpy(float)[:8],
-             ("KEGG_hsa04110", lib.get("KEGG_hsa04110").genes), seed=0)
+    generate(out, {source_key(i): read_source(p) for i, p in zip(DEMO_FILES, (demo_svs, demo_png))}, seed=0, patients=8)
     return load_demo_cohort(out)
 
 

@@ -1,5 +1,5 @@
 """Macenko stain normalisation on the real tiatoolbox H&E image: a centre's stain strength is
-removed (the demo cohort's perturbation is undone), nuclei-dense regions stay denser, and bad
+removed (a centre's stain perturbation is undone), nuclei-dense regions stay denser, and bad
 input gets a clear error."""
 
 from __future__ import annotations
@@ -7,11 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from skimage.color import rgb2hed
+from skimage.color import hed2rgb, rgb2hed
 
-from pathviz.cohort.demo import stain
 from pathviz.errors import PathVizError
 from pathviz.slide.stain import REFERENCE_STAINS, MacenkoNormaliser, estimate_stains
+
+
+def stain(tile: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
+    """A centre's stain strength: haematoxylin and eosin concentrations (HED space) of an RGB tile
+    scaled by ``factors``."""
+    hed = rgb2hed(tile)
+    hed[..., 0] *= factors[0]
+    hed[..., 1] *= factors[1]
+    return (np.clip(hed2rgb(hed), 0, 1) * 255).round().astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

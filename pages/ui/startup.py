@@ -24,7 +24,8 @@ def submit_demo_job(ws, actor: Actor = SYSTEM) -> int:
     ``actor``: who asks (default: PathViz's own first-start automation, audited as ``system``)."""
     queue = JobQueue(ws.db, ws.home)
     active = queue.active("demo")
-    job = active[0] if active else queue.submit("demo", actor=actor)
+    params = {"patients": ws.settings.demo_patients} if ws.settings.demo_patients else {}
+    job = active[0] if active else queue.submit("demo", params, actor=actor)
     ensure_worker(ws.home)
     return job.id
 

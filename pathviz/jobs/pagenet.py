@@ -1,23 +1,26 @@
-"""PAGE-Net end to end on a cohort with slides (the demo cohort): patches -> stain normalisation ->
-pre-trained CNN -> feature store -> two-stage pooling -> integration with Cox-PASNet genome layers
-and age -> prognostic index; comparators (Cox-PASNet on genes + age, image-only elastic-net Cox on
-the pooled features); attributions (patch contributions, map importance, pathway and gene
-rankings); survival-discriminative layers written for the viewer.
+"""PAGE-Net end to end on a cohort with slides (the demo / benchmark cohorts): patches -> stain
+normalisation -> pre-trained CNN -> feature store -> two-stage pooling -> integration with Cox-PASNet
+genome layers and age -> prognostic index; comparators (Cox-PASNet on genes + age, image-only
+elastic-net Cox on the pooled features); attributions (patch contributions, map importance, pathway
+and gene rankings); survival-discriminative layers written for the viewer.
 
-* Split: train / validation / test, stratified by event (60/20/20, seeded).
-* Stain: each slide is Macenko-normalised (:mod:`pathviz.slide.stain`) before the CNN; the demo's
-  centres differ in stain strength, and without it the CNN's best slide feature correlated 0.65
-  with the planted dense fraction instead of 0.92 (seed 0, measured).
-* CNN pre-training: patches of *uncensored training* patients only (48 random patches each), target
-  the standardised log survival time (MSE; with raw time / mean the long-survival outliers dominate
-  the loss: on seed 0 the best slide feature then correlated 0.47 with the dense fraction instead
-  of 0.90), validated on uncensored
-  validation patients. The CNN reads each 64 px tile at half resolution (32 px, 2 um/px, for CPU
-  speed; full 64 px input made the whole pipeline take 176 s instead of ~70 s per split on 2 cores
-  and did not locate dense tiles better on the one split measured).
-* Pooling: K1 = 8 of the 4 x 4 = 16 map values per patch, K2 = 72 of the 144 patches per slide.
-  The seed's K2/M is 0.1; top-K2 pooling saturates once a slide has more than K2 positive patches,
-  and the demo plants up to 72 dense tiles (50%), so K2 covers that range.
+Settings (frozen in code; issue 13: chosen on the benchmark cohort v2 of cohort seed 0 only, before
+any evaluation cohort was measured, and recorded here with the reason):
+
+* Split: a cohort with a generator ``split`` column (benchmark v2, whose test slides come from a
+  tile pool no training slide uses) keeps its test patients; the other patients are split 75/25
+  into train / validation (stratified by event, seeded by the split seed). Other cohorts: 60/20/20
+  stratified by event.
+* Stain: each slide is Macenko-normalised (:mod:`pathviz.slide.stain`) before the CNN (real
+  cohorts differ in stain by centre).
+* Resolution: the CNN reads each grid patch box-averaged to ``CNN_MPP`` = 2 um/px (a 256 px patch
+  at 0.5 um/px becomes 64 px; nuclei stay 3-5 px wide), the resolution demo v1 used.
+* CNN pre-training: ``PRETRAIN_PATCHES_PER_PATIENT`` random patches of each *uncensored training*
+  patient, target the standardised log survival time (MSE; seed 000, section 3), validated on
+  uncensored validation patients.
+* Pooling: K1 = half of each patch's map values; K2 = ``K2_FRACTION`` of each slide's patches
+  (seed 000 pools the top 10 % of 1000 patches; a planted tissue that covers 5-70 % of the tissue
+  needs a K2 that keeps the amount of it, see ``K2_FRACTION``).
 * Integration: 5 bagged PAGE-Nets on train + validation patients (inner 80/20 splits), Cox layer
   started at 0 so training starts from the clinical (age) Cox model.
 """
@@ -52,9 +55,13 @@ from pathviz.store.workspace import Workspace, model_layer_name
 from pathviz.jobs.coxpasnet import clinical_cox_risk
 
 Progress = Callable[[float, str], None]
-K1, K2 = 8, 72
-CNN_INPUT = 32  # px fed to the CNN (tiles are resized)
-PRETRAIN_PATCHES_PER_PATIENT = 48
+#: Microns per pixel of the CNN's input (each grid patch is box-averaged to this resolution).
+CNN_MPP = 2.0
+#: Stage-1 pooling keeps this share of each patch's map values (v1: 8 of 4 x 4).
+K1_FRACTION = 0.5
+#: Stage-2 pooling keeps this share of each slide's patches (at least one).
+K2_FRACTION = 0.5
+PRETRAIN_PATCHES_PER_PATIENT = 16
 GRID_LR, GRID_L2 = LR_GRID, L2_GRID
 MEMBERS = 5  # bagged integration networks (as Cox-PASNet), each with its own inner validation split
 TOP_MAPS = 5
@@ -86,7 +93,8 @@ def train_registered_pagenet(workspace: Workspace, cohort_name: str = "demo", se
 
     return ModelRegistry(workspace.models_dir).create_version(
         "pagenet", cohort_name, write, cohort=cohort_name, data_digest=cohort_digest(cohort), split_seed=seed,
-        params={"seed": seed, "epochs_cnn": epochs_cnn, "k1": K1, "k2": K2, "members": MEMBERS, "cnn_input_px": CNN_INPUT,
+        params={"seed": seed, "epochs_cnn": epochs_cnn, "k1_fraction": K1_FRACTION, "k2_fraction": K2_FRACTION, "members": MEMBERS,
+                "cnn_mpp": CNN_MPP, "pretrain_patches_per_patient": PRETRAIN_PATCHES_PER_PATIENT,
                 "grid_lr": list(GRID_LR), "grid_l2": list(GRID_L2)},
         card={"intended_use": "research: slide + expression + age prognostic index and survival-discriminative slide maps; "
                               "not for clinical use",
@@ -94,6 +102,45 @@ def train_registered_pagenet(workspace: Workspace, cohort_name: str = "demo", se
               "metrics": "held-out (test split) C-index with CI in metrics.held_out; comparators in metrics.test_c_index",
               "limits": "one split of one cohort; the maps show where the model looks, not why; "
                         "trust a ranking only where the held-out C-index beats chance and the clinical baseline"})
+
+
+def k2_for(n_patches: int) -> int:
+    """Stage-2 K2 of a slide with ``n_patches`` patches: ``K2_FRACTION`` of them, at least 1."""
+    return max(1, int(round(K2_FRACTION * n_patches)))
+
+
+def cnn_input_px(patch_size: int, mpp: float) -> int:
+    """Side in px of the CNN input for grid patches of ``patch_size`` px at ``mpp`` um/px: the patch
+    box-averaged to :data:`CNN_MPP` (e.g. 256 px at 0.5 um/px -> 64 px).
+
+    Raises:
+        PathVizError: the patch cannot be box-averaged to that resolution (its side is not a
+            multiple of the input side, or the grid is coarser than ``CNN_MPP``)."""
+    px = int(round(patch_size * mpp / CNN_MPP))
+    if px < 8 or patch_size % px:
+        raise PathVizError(f"PAGE-Net reads patches at {CNN_MPP} um/px; a {patch_size} px patch at {mpp} um/px "
+                           f"cannot be box-averaged to that ({patch_size * mpp / CNN_MPP:.1f} px).",
+                           "analyse the slides on a grid whose patch side is a multiple of "
+                           f"{CNN_MPP:g}/mpp, e.g. 256 px at 0.5 um/px.")
+    return px
+
+
+def patient_split(event: np.ndarray, seed: int, fixed: np.ndarray | None = None) -> np.ndarray:
+    """``object[n]`` of ``train``/``validation``/``test`` for the split seed ``seed``.
+
+    With ``fixed`` (a cohort's own split column, e.g. the benchmark generator's, whose test slides
+    come from a tile pool no other slide uses), its test patients stay the test patients and the
+    others are split 75/25 into train / validation, stratified by event. Without it,
+    :func:`three_way_split` (60/20/20)."""
+    if fixed is None:
+        return three_way_split(event, seed)
+    fixed = np.asarray(fixed, dtype=object)
+    out = np.where(fixed == "test", "test", "train").astype(object)
+    rng = np.random.default_rng(seed)
+    for status in (0, 1):
+        idx = rng.permutation(np.flatnonzero((np.asarray(event) == status) & (fixed != "test")))
+        out[idx[: int(round(0.25 * len(idx)))]] = "validation"
+    return out
 
 
 def three_way_split(event: np.ndarray, seed: int) -> np.ndarray:
@@ -175,7 +222,9 @@ class _PageNetRun:
     e: np.ndarray = None  # event indicator, int[n] (1 = event, 0 = censored)
     split: np.ndarray = None  # object[n]: "train" / "validation" / "test"
     # -- _stage_patches ---------------------------------------------------------------------------------
-    patches: dict = None  # pid -> uint8[n_patches, CNN_INPUT, CNN_INPUT, 3], stain-normalised
+    patches: dict = None  # pid -> uint8[n_patches, cnn_px, cnn_px, 3], stain-normalised
+    cnn_px: int = None  # side of the CNN input (cnn_input_px)
+    k1: int = None  # stage-1 K1 (K1_FRACTION of a patch's map values), set with the CNN
     grids: dict = None  # pid -> the slide's patch grid
     sample: dict = None  # pid -> int[<= PRETRAIN_PATCHES_PER_PATIENT] pre-training patch indices
     # -- _stage_pretrain_cnn ----------------------------------------------------------------------------
@@ -258,12 +307,14 @@ def _stage_inputs(run: _PageNetRun) -> None:
     run.sids = slide_ids_for(run.workspace, cohort_dir, cohort.clinical["slide"])
     run.pids = list(cohort.clinical.index)
     run.t, run.e = cohort.time, cohort.event
-    run.split = three_way_split(run.e, run.seed)
+    fixed = cohort.clinical["split"].to_numpy() if "split" in cohort.id_columns else None
+    run.split = patient_split(run.e, run.seed, fixed)
 
 
 def _stage_patches(run: _PageNetRun) -> None:
     """Read every grid patch of each patient's slide, Macenko-normalise per slide and box-resize to
-    ``CNN_INPUT`` px. Adds ``patches`` (pid -> uint8[n_patches, 32, 32, 3]), ``grids`` and ``sample``
+    ``CNN_MPP`` (:func:`cnn_input_px`). Adds ``patches`` (pid -> uint8[n_patches, px, px, 3]), ``cnn_px``,
+    ``grids`` and ``sample``
     (pid -> up to ``PRETRAIN_PATCHES_PER_PATIENT`` patch indices, drawn without replacement from
     ``default_rng(seed)``, patients in ``pids`` order).
     """
@@ -271,7 +322,13 @@ def _stage_patches(run: _PageNetRun) -> None:
     run.patches, run.grids = {}, {}
     for pid in run.pids:
         raw, run.grids[pid] = read_patches(run.workspace, run.sids[pid])
-        run.patches[pid] = shrink(MacenkoNormaliser().fit(raw).transform(raw), CNN_INPUT)
+        grid = run.grids[pid]
+        px = cnn_input_px(grid.patch_size, grid.mpp)
+        if run.cnn_px not in (None, px):
+            raise PathVizError(f"The slides of {run.cohort_name!r} are analysed on different grids ({run.cnn_px} and {px} "
+                               "px CNN inputs).", "analyse every slide of the cohort with the same mpp and patch size.")
+        run.cnn_px = px
+        run.patches[pid] = shrink(MacenkoNormaliser().fit(raw).transform(raw), px)
     rng = np.random.default_rng(run.seed)
     run.sample = {p: rng.choice(len(run.patches[p]), min(PRETRAIN_PATCHES_PER_PATIENT, len(run.patches[p])), replace=False)
                   for p in run.pids}
@@ -299,16 +356,18 @@ def _stage_pretrain_cnn(run: _PageNetRun) -> None:
     cnn, cnn_info = pretrain_patch_cnn(Xtr, ytr.astype(np.float32), Xva, yva.astype(np.float32), epochs=run.epochs_cnn,
                                        seed=run.seed, device=run.device)
     version = hashlib.sha1(json.dumps({"seed": run.seed, "cohort": run.cohort_name, "pids": pre_tr, "epochs": run.epochs_cnn,
-                                       "k1": K1, "input": CNN_INPUT, "stain": "macenko",
+                                       "k1": K1_FRACTION, "input": run.cnn_px, "stain": "macenko",
                                        "state": float(sum(p.sum().item() for p in cnn.parameters()))}).encode()).hexdigest()[:10]
     run.pre_tr, run.n_pretrain_patches = pre_tr, int(len(Xtr))
     run.cnn, run.cnn_info, run.version = cnn, cnn_info, version
+    side = run.cnn_px // 8  # the CNN's last maps are 1/8 of its input
+    run.k1 = max(1, int(round(K1_FRACTION * side * side)))
     run.store = FeatureStore(run.workspace, version)
 
 
 def _stage_features(run: _PageNetRun) -> None:
     """Extract each slide's feature maps with the CNN into the FeatureStore (skipped where this
-    version already has them), then two-stage pool them (top K1 of each patch's map values, top K2
+    version already has them), then two-stage pool them (top K1 of each patch's map values, top K2 (:func:`k2_for`)
     patches). Adds ``stored`` (pid -> the slide's stored arrays), ``slide_feat`` float32[n, n_maps],
     the split masks ``tr``/``va``/``te``/``trva`` and ``S`` = ``slide_feat`` standardised with the
     training mean ``s_mean`` and sd ``s_sd``.
@@ -323,11 +382,11 @@ def _stage_features(run: _PageNetRun) -> None:
             with torch.no_grad():
                 x = torch.as_tensor(run.patches[pid], device=device).permute(0, 3, 1, 2).float() / 255.0
                 maps = cnn.feature_maps(x)
-                scores = patch_scores(maps, K1)
+                scores = patch_scores(maps, run.k1)
             store.save(sid, run.grids[pid].coords, scores.cpu().numpy(), maps.cpu().numpy())
         stored[pid] = store.load(sid)
         maps = torch.as_tensor(stored[pid]["maps"].astype(np.float32))
-        slide_feat[i] = two_stage_pool(maps, K1, K2).numpy()
+        slide_feat[i] = two_stage_pool(maps, run.k1, k2_for(len(maps))).numpy()
     split = run.split
     run.tr, run.va, run.te = (split == "train"), (split == "validation"), (split == "test")
     run.trva = run.tr | run.va
@@ -428,7 +487,8 @@ def _stage_attributions(run: _PageNetRun) -> None:
     run.contributions = {}
     map_attr = np.zeros((len(run.pids), run.cnn.n_maps))
     for i, pid in enumerate(run.pids):
-        per_patch, per_map = patch_contributions(net, run.stored[pid]["scores"], run.s_mean, run.s_sd, G[i], C[i], K2)
+        scores = run.stored[pid]["scores"]
+        per_patch, per_map = patch_contributions(net, scores, run.s_mean, run.s_sd, G[i], C[i], k2_for(len(scores)))
         run.contributions[pid] = per_patch
         map_attr[i] = per_map.sum(axis=0)
     run.map_importance = np.abs(map_attr).mean(axis=0)
@@ -450,7 +510,8 @@ def _stage_metrics(run: _PageNetRun) -> None:
         "cohort": run.cohort_name, "seed": run.seed, "version": run.version, "device": run.device,
         "n": {k: int((run.split == k).sum()) for k in ("train", "validation", "test")},
         "cnn": {k: v for k, v in run.cnn_info.items() if k != "history"}, "pretrain_patients": len(run.pre_tr),
-        "pretrain_patches": run.n_pretrain_patches, "k1": K1, "k2": K2, "members": run.best_rows.to_dict("records"),
+        "pretrain_patches": run.n_pretrain_patches, "k1": run.k1, "k2_fraction": K2_FRACTION, "cnn_px": run.cnn_px,
+        "members": run.best_rows.to_dict("records"),
         "val_c_index": float(run.best_rows["val_c_index"].mean()),
         "test_c_index": {"pagenet": run.c_test, "coxpasnet": run.c_cpn, "image_cox_en": run.c_en, "clinical": run.c_clin},
         "held_out": run.held.to_dict(),
@@ -496,7 +557,8 @@ def _stage_write(run: _PageNetRun, out: Path) -> None:
         f"# PAGE-Net ({run.cohort_name})\n\n- split seed {run.seed}: train/validation/test {m['n']}\n"
         f"- CNN pre-trained on {run.n_pretrain_patches} patches of {len(run.pre_tr)} uncensored training patients; "
         f"val MSE {run.cnn_info['val_mse']:.4f}\n"
-        f"- K1={K1}, K2={K2}; {MEMBERS} bagged integration networks, mean inner validation C {m['val_c_index']:.3f}\n"
+        f"- CNN input {run.cnn_px} px ({CNN_MPP} um/px); K1={run.k1}, K2={K2_FRACTION:.0%} of each slide's patches; "
+        f"{MEMBERS} bagged integration networks, mean inner validation C {m['val_c_index']:.3f}\n"
         f"- test C-index: PAGE-Net {held.headline()} ({held.method()}); Cox-PASNet {run.c_cpn:.3f}, "
         f"image-only Cox-EN {run.c_en:.3f}, clinical Cox (age) {run.c_clin:.3f}\n"
         + (f"- WARNING: {held.warning}\n" if held.warning else "")

@@ -352,7 +352,7 @@ def planted_oracle_c(cohort: Cohort, patients) -> dict:
     t = cohort.clinical.loc[ids, "time"].to_numpy(float)
     e = cohort.clinical.loc[ids, "event"].to_numpy(int)
     lp = np.array([truth[p]["lp"] for p in ids])
-    lp_main = np.array([truth[p]["lp_without_interactions"] for p in ids])
+    lp_main = np.array([truth[p]["lp_main"] for p in ids])
     return {"oracle_c": harrell_c(t, e, lp).c_index, "oracle_main_effects_c": harrell_c(t, e, lp_main).c_index}
 
 
