@@ -48,6 +48,18 @@ TOP = 10
 BINS = 16
 
 
+def throttled_report(label: str, every_s: float):
+    """A progress callback ``(fraction, message)`` that prints at most once every ``every_s`` seconds."""
+    last = [time.perf_counter()]
+
+    def report(f: float, m: str) -> None:
+        if time.perf_counter() - last[0] > every_s:
+            print(f"  {label} {f:.0%}: {m}", flush=True)
+            last[0] = time.perf_counter()
+
+    return report
+
+
 def build(home: Path, seed: int, patients: int) -> tuple[Path, float]:
     """The cohort folder (built when absent) and the build time in seconds (0 when kept)."""
     from pathviz.settings import Settings
@@ -59,14 +71,7 @@ def build(home: Path, seed: int, patients: int) -> tuple[Path, float]:
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.perf_counter()
-    last = [t0]
-
-    def report(f, m):
-        if time.perf_counter() - last[0] > 15:
-            print(f"  build {f:.0%}: {m}", flush=True)
-            last[0] = time.perf_counter()
-
-    generate(tmp, sources, seed=seed, patients=patients, progress=report)
+    generate(tmp, sources, seed=seed, patients=patients, progress=throttled_report("build", 15))
     secs = time.perf_counter() - t0
     tmp.replace(folder)
     return folder, secs

@@ -47,7 +47,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_cohort import TOP, colour_baselines  # noqa: E402
+from benchmark_cohort import TOP, colour_baselines, throttled_report  # noqa: E402
 
 from pathviz.cohort.benchmark import PATCH, SETTINGS, interaction_power, parse_layout, patch_classes, simulate_cohort  # noqa: E402
 from pathviz.survival import fit_cutoff, harrell_c, marker_by_stratum, treatment_by_stratum  # noqa: E402
@@ -71,14 +71,7 @@ def bench_workspace(home: Path, seed: int, patients: int):
         shutil.copytree(built, target, copy_function=os.link)
         print(f"cohort: {built} (hard-linked)", flush=True)
     t0 = time.perf_counter()
-    last = [t0]
-
-    def report(f, m):
-        if time.perf_counter() - last[0] > 20:
-            print(f"  {f:.0%}: {m}", flush=True)
-            last[0] = time.perf_counter()
-
-    build_demo_cohort(ws, report, seed=seed, patients=patients)
+    build_demo_cohort(ws, throttled_report("cohort", 20), seed=seed, patients=patients)
     print(f"cohort ready in {ws.home} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return ws
 
@@ -162,9 +155,11 @@ def main() -> int:
     true_groups = np.array([truth["patients"][p]["true_group"] for p in pids])
 
     rows = []
+    patch_cache: dict = {}  # the slides as the CNN reads them, read once for every split seed
     for seed in range(args.seeds):
         with tempfile.TemporaryDirectory() as out:
-            m = train_pagenet_model(ws, out, "demo", seed=seed)
+            m = train_pagenet_model(ws, out, "demo", seed=seed, patch_cache=patch_cache,
+                                    progress=throttled_report(f"PAGE-Net split seed {seed}", 60))
             table = pd.read_csv(Path(out) / "prognostic_index.csv").set_index("patient_id").loc[pids]
         te = (table["split"] == "test").to_numpy()
         hits, hae, chance, ceiling = [], [], [], []

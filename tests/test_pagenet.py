@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pathviz.nn.pagenet import PAGENet, PatchCNN, patch_scores, two_stage_pool
-from pathviz.jobs.pagenet import pretraining_patients, shrink, three_way_split
+from pathviz.errors import PathVizError
+from pathviz.jobs.pagenet import cnn_input_px, k2_for, patient_split, pretraining_patients, shrink, three_way_split
 from pathviz.store.features import FeatureStore
 
 
@@ -41,6 +42,29 @@ def test_pretraining_never_sees_censored_patients():
     for part in ("train", "validation", "test"):
         assert abs(event[split == part].mean() - event.mean()) < 0.05
     assert (three_way_split(event, seed=1) == split).all()
+
+
+def test_a_cohort_split_keeps_its_test_patients_and_resplits_the_rest():
+    rng = np.random.default_rng(2)
+    event = rng.integers(0, 2, 400)
+    fixed = rng.choice(np.array(["train", "validation", "test"], dtype=object), 400, p=[0.6, 0.2, 0.2])
+    a, b = patient_split(event, 0, fixed), patient_split(event, 1, fixed)
+    assert ((a == "test") == (fixed == "test")).all() and ((b == "test") == (fixed == "test")).all()
+    assert not (a == b).all()  # another split seed re-splits train / validation
+    rest = fixed != "test"
+    assert abs((a[rest] == "validation").mean() - 0.25) < 0.02
+    assert abs(event[a == "validation"].mean() - event[rest].mean()) < 0.05  # stratified by event
+    assert (patient_split(event, 0, fixed) == a).all()  # seeded
+    assert (patient_split(event, 3) == three_way_split(event, 3)).all()  # no cohort split: 60/20/20
+
+
+def test_cnn_input_resolution_and_pool_sizes():
+    assert cnn_input_px(256, 0.5) == 64 and cnn_input_px(64, 1.0) == 32  # both at 2 um/px
+    with pytest.raises(PathVizError, match="cannot be box-averaged.*256 px at 0.5"):
+        cnn_input_px(250, 0.5)  # 62.5 px
+    with pytest.raises(PathVizError, match="cannot be box-averaged"):
+        cnn_input_px(16, 0.5)  # coarser than the CNN's resolution: 4 px
+    assert k2_for(64) == 32 and k2_for(1) == 1 and k2_for(0) == 1
 
 
 def test_patch_cnn_shapes_and_maps_non_negative():
