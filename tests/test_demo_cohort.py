@@ -130,3 +130,12 @@ def test_old_demo_cohort_is_not_taken_for_v2(demo_cohort_ws, tmp_path):
     assert not demo_cohort_ready(ws)
     with pytest.raises(PathVizError, match="generator v1"):
         build_demo_cohort(ws, seed=5, patients=PATIENTS)
+    # a v1 clinical table (no generator split) is refused by name, not read with a confusing column error
+    import pandas as pd
+
+    from pathviz.cohort.demo import load_demo_cohort
+
+    table = home / "cohorts" / "demo" / "clinical.csv"
+    pd.read_csv(table).drop(columns=["split"]).to_csv(table, index=False)
+    with pytest.raises(PathVizError, match="earlier PathViz.*fresh workspace"):
+        load_demo_cohort(home / "cohorts" / "demo")

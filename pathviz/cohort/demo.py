@@ -40,8 +40,17 @@ def load_demo_cohort(folder: str | Path) -> Cohort:
     generator's ``split`` are identifiers, never covariates).
 
     Raises:
-        PathVizError: no demo cohort in ``folder``.
+        PathVizError: no demo cohort in ``folder``, or one built by the demo generator v1 (an
+            earlier PathViz), which pages and models no longer read.
     """
+    from pathviz.errors import PathVizError
+
+    clinical = Path(folder) / "clinical.csv"
+    if clinical.exists() and "split" not in clinical.read_text().partition("\n")[0].strip().split(","):
+        raise PathVizError(f"The demo cohort at {folder} was built by an earlier PathViz (demo generator v1); this "
+                           "version reads only the planted-truth generator v2.",
+                           "start a fresh workspace (PATHVIZ_HOME=/new/folder) and run `pathviz demo`, or move "
+                           f"{folder} aside and run `pathviz demo` here (its old slides stay registered).")
     return load_generated_cohort(folder, "demo", "PathViz demo cohort (" + LABEL + ")", ["slide", "split"],
                                  "build it with `pathviz demo`.")
 
