@@ -120,6 +120,8 @@ def main() -> int:
     ap.add_argument("--cohort-seed", type=int, default=1)
     ap.add_argument("--patients", type=int, default=SETTINGS.patients)
     ap.add_argument("--seeds", type=int, default=5, help="split seeds")
+    ap.add_argument("--first-split-seed", type=int, default=0,
+                    help="split seeds are FIRST .. FIRST + SEEDS - 1 (to add seeds to an earlier run)")
     ap.add_argument("--power-draws", type=int, default=200)
     args = ap.parse_args()
     import torch
@@ -156,7 +158,7 @@ def main() -> int:
 
     rows = []
     patch_cache: dict = {}  # the slides as the CNN reads them, read once for every split seed
-    for seed in range(args.seeds):
+    for seed in range(args.first_split_seed, args.first_split_seed + args.seeds):
         with tempfile.TemporaryDirectory() as out:
             m = train_pagenet_model(ws, out, "demo", seed=seed, patch_cache=patch_cache,
                                     progress=throttled_report(f"PAGE-Net split seed {seed}", 60))
@@ -187,7 +189,7 @@ def main() -> int:
                      "pn_cluster_best": rec_pn["cluster_best_rank"], "cpn_rank": rec_cp["rank"],
                      "cpn_rank_uncorrelated": rec_cp["rank_uncorrelated"], "cpn_cluster_best": rec_cp["cluster_best_rank"],
                      "ca19_9_p": ca, "treatment_p": tr, "cnn_val_mse": m["cnn"]["val_mse"], "seconds": m["seconds"]})
-        print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False, header=seed == 0), flush=True)
+        print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False, header=len(rows) == 1), flush=True)
     df = pd.DataFrame(rows)
     print(f"\nPAGE-Net over {len(df)} split seeds ({int(te.sum())} test patients, pathways ranked of "
           f"{len(m['pagenet_pathway_ranking'])}):")
