@@ -97,7 +97,9 @@ def test_cli_export_geojson(demo_ws, tmp_path):
 
 def test_cli_demo_and_list(tmp_path, monkeypatch):
     monkeypatch.setenv("PATHVIZ_HOME", str(tmp_path / "fresh"))
-    proc = subprocess.run([sys.executable, "-m", "pathviz", "demo", "--json"], capture_output=True, text=True)
+    # a 40-patient demo cohort (the default 200 takes ~6 min on 2 cores)
+    proc = subprocess.run([sys.executable, "-m", "pathviz", "demo", "--patients", "40", "--json"], capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["slides"]) == 2
     proc = subprocess.run([sys.executable, "-m", "pathviz", "slide", "list", "--json"], capture_output=True, text=True)
@@ -107,4 +109,9 @@ def test_cli_demo_and_list(tmp_path, monkeypatch):
     png = next(s for s in demo if s["vendor"] == "image")
     assert png["declared_mpp"] == 0.5
     cohort = [s for s in slides if s["source"] == "demo_cohort"]
-    assert len(cohort) == 124 and {(s["vendor"], s["mpp"]) for s in cohort} == {("generic-tiff", 1.0)}
+    assert len(cohort) == 40 and {(s["vendor"], s["mpp"]) for s in cohort} == {("generic-tiff", 0.5)}
+    # another size in the same workspace is refused by name, and the built demo is kept
+    proc = subprocess.run([sys.executable, "-m", "pathviz", "demo", "--patients", "60"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "already holds a demo cohort" in proc.stderr and "40 patients" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "pathviz", "slide", "list", "--json"], capture_output=True, text=True)
+    assert sum(s["source"] == "demo_cohort" for s in json.loads(proc.stdout)["slides"]) == 40
