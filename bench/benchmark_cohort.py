@@ -1,7 +1,7 @@
-"""The planted-truth benchmark cohort v2 (issue 13): build time, and what a model could get without
+"""The planted-truth benchmark cohort (generator v3, issue 13): build time, and what a model could get without
 learning anything.
 
-Builds the cohort of ``--cohort-seed`` (``$PATHVIZ_HOME/cohorts/benchmark_s<seed>_n<patients>``,
+Builds the cohort of ``--cohort-seed`` (``$PATHVIZ_HOME/cohorts/benchmark_v<version>_s<seed>_n<patients>``,
 kept when present; cohort seed 0 is the development cohort, other seeds are evaluation cohorts)
 and reports, on its held-out test patients (the generator's split; test slides come from the
 test tile pool):
@@ -38,7 +38,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pathviz.cohort.benchmark import (  # noqa: E402
-    SETTINGS, generate, interaction_power, load_benchmark_cohort, parse_layout, patch_classes, simulate_cohort)
+    GENERATOR_VERSION, SETTINGS, generate, interaction_power, load_benchmark_cohort, parse_layout, patch_classes, simulate_cohort)
 from pathviz.cohort.tissue import read_sources  # noqa: E402
 from pathviz.survival import harrell_c, marker_by_stratum, treatment_by_stratum  # noqa: E402
 from pathviz.survival.concordance import harrell_c_bootstrap  # noqa: E402
@@ -60,11 +60,17 @@ def throttled_report(label: str, every_s: float):
     return report
 
 
+def cohort_folder_name(seed: int, patients: int) -> str:
+    """``benchmark_v<generator version>_s<seed>_n<patients>``: a cohort of an earlier generator is
+    never taken for the current one."""
+    return f"benchmark_v{GENERATOR_VERSION}_s{seed}_n{patients}"
+
+
 def build(home: Path, seed: int, patients: int) -> tuple[Path, float]:
     """The cohort folder (built when absent) and the build time in seconds (0 when kept)."""
     from pathviz.settings import Settings
 
-    folder = home / "cohorts" / f"benchmark_s{seed}_n{patients}"
+    folder = home / "cohorts" / cohort_folder_name(seed, patients)
     if (folder / "ground_truth.json").exists():
         return folder, 0.0
     sources = read_sources(Settings.from_env().cache_dir)
@@ -189,7 +195,9 @@ def colour_baselines(folder: Path, cohort, truth: dict) -> dict:
     lp_main = np.array([truth["patients"][p]["lp_main"] for p in pids])
     cs = [cox_c(slide_means, "colour statistics (slide means of 8 patch statistics)"),
           cox_c(measured_fraction[:, None], f"planted fraction by the best colour rule ({best_rule})"),
-          cox_c(clin.to_numpy(float), "clinical only (age, centre, log CA19-9, treatment)")]
+          cox_c(clin.to_numpy(float), "clinical only (age, centre, log CA19-9, treatment)"),
+          cox_c(clin[[c for c in clin.columns if c.startswith("centre_")]].to_numpy(float),
+                "centre alone (what slide staining can reveal)")]
     for label, r in (("oracle (true log-hazard)", lp), ("main-effects oracle", lp_main),
                      ("true dense fraction alone", np.array([truth["patients"][p]["dense_fraction"] for p in pids]))):
         c, lo, hi = harrell_c_bootstrap(t[te], e[te], r[te], n_boot=500)

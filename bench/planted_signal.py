@@ -1,10 +1,10 @@
 """Does PAGE-Net find what was planted? PAGE-Net and Cox-PASNet on the planted-truth benchmark cohort
-v2 (issue 13), beside the no-learning baselines, the oracles and chance.
+(generator v3, issue 13), beside the no-learning baselines, the oracles and chance.
 
 ``--cohort-seed N`` (default 1; cohort seed 0 is the development cohort every setting was chosen on,
 other seeds are evaluation cohorts) builds that seed's cohort with ``--patients`` patients as the
-demo cohort of a bench workspace, ``$PATHVIZ_HOME/bench/planted_s<seed>_n<patients>`` (reusing
-``$PATHVIZ_HOME/cohorts/benchmark_s<seed>_n<patients>`` from ``bench/benchmark_cohort.py`` when
+demo cohort of a bench workspace, ``$PATHVIZ_HOME/bench/planted_v<version>_s<seed>_n<patients>`` (reusing
+``$PATHVIZ_HOME/cohorts/benchmark_v<version>_s<seed>_n<patients>`` from ``bench/benchmark_cohort.py`` when
 present, by hard links), registers and analyses its slides, then trains PAGE-Net (its frozen settings,
 :mod:`pathviz.jobs.pagenet`) with ``--seeds`` split seeds. The test patients are the generator's
 (their slides come from the test tile pool); each split seed re-splits the others into train /
@@ -47,7 +47,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark_cohort import TOP, colour_baselines, throttled_report  # noqa: E402
+from benchmark_cohort import TOP, cohort_folder_name, colour_baselines, throttled_report  # noqa: E402
 
 from pathviz.cohort.benchmark import PATCH, SETTINGS, interaction_power, parse_layout, patch_classes, simulate_cohort  # noqa: E402
 from pathviz.survival import fit_cutoff, harrell_c, marker_by_stratum, treatment_by_stratum  # noqa: E402
@@ -61,10 +61,10 @@ def bench_workspace(home: Path, seed: int, patients: int):
     from pathviz.settings import Settings
     from pathviz.store.workspace import Workspace
 
-    bench_home = home / "bench" / f"planted_s{seed}_n{patients}"
+    bench_home = home / "bench" / cohort_folder_name(seed, patients).replace("benchmark_", "planted_")
     os.environ["PATHVIZ_HOME"] = str(bench_home)  # load_cohort("demo") reads this workspace's demo cohort
     ws = Workspace(Settings.from_env(bench_home))
-    built = home / "cohorts" / f"benchmark_s{seed}_n{patients}"
+    built = home / "cohorts" / cohort_folder_name(seed, patients)
     target = demo_cohort_dir(ws)
     if not (target / "ground_truth.json").exists() and (built / "ground_truth.json").exists():
         shutil.rmtree(target, ignore_errors=True)

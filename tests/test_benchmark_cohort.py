@@ -1,4 +1,4 @@
-"""The planted-truth benchmark cohort v2 (issue 13): deterministic per seed, disjoint tile pools,
+"""The planted-truth benchmark cohort generator v3 (issue 13): deterministic per seed, disjoint tile pools,
 no colour shortcut, interactions detectable with the true groups, ground truth never needed by
 model code."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pathviz.cohort.benchmark import (
-    BACKGROUND, DENSE, SETTINGS, Settings, dense_at_edge, file_digest, generate, interaction_power, layout,
+    BACKGROUND, DENSE, SETTINGS, Settings, apply_stain, dense_at_edge, elastic_jitter, file_digest, generate, interaction_power, layout,
     load_benchmark_cohort, matched_tiles, parse_layout, simulate_cohort)
 from pathviz.cohort.tissue import (OTHER, PLANTED, POOLS, match_colour, read_annotation, read_source, reference_colours,
                                    source_key, tile_pools)
@@ -92,7 +92,9 @@ def test_colour_matched_classes_have_equal_colour(sources):
 
 def test_colour_statistics_cannot_tell_the_classes_on_generated_slides(small):
     """Tile-level AUROC of each mean colour statistic, and of all six together, stays near 0.5 on
-    the written (JPEG RGB 4:4:4) slides."""
+    the written (JPEG RGB 4:4:4) slides, within a slide: each slide's mean is taken out, since
+    slides carry their centre's staining and centres differ in dense fraction (the planted centre
+    confounding, which a pointing game within a slide never sees)."""
     import openslide
     from sklearn.metrics import roc_auc_score
 
@@ -106,6 +108,8 @@ def test_colour_statistics_cannot_tell_the_classes_on_generated_slides(small):
             tile = img[r * 128:(r + 1) * 128, c * 128:(c + 1) * 128]
             feats.append([*tile.reshape(-1, 3).mean(0), *(-np.log(np.clip(tile, 1, 255) / 255)).reshape(-1, 3).mean(0)])
             labels.append(cls[r, c] == DENSE)
+        n = int((cls != BACKGROUND).sum())
+        feats[-n:] = list(np.array(feats[-n:]) - np.array(feats[-n:]).mean(0))
     feats, labels = np.array(feats), np.array(labels)
     aucs = [roc_auc_score(labels, feats[:, k]) for k in range(feats.shape[1])]
     assert max(abs(a - 0.5) for a in aucs) < 0.08, aucs
@@ -172,3 +176,46 @@ def test_models_never_need_the_ground_truth(small, tmp_path, monkeypatch):
     assert {"time", "event", "os_time", "os_event"} <= cohort.outcome_columns
     strat = stratify_by_risk(cohort, evaluate_on="all", check_groups=False)
     assert np.isfinite(strat.table["risk"]).all()
+
+
+def test_elastic_jitter_moves_pixels_smoothly_and_keeps_the_colours(sources):
+    """The deformation is real (most pixels move), smooth (neighbours move alike), bounded and
+    adds no colour: every output pixel is one of the tile's own pixels."""
+    pools = tile_pools(sources)
+    tile = matched_tiles(pools)[0]
+    out = elastic_jitter(tile, np.random.default_rng(1), SETTINGS.elastic_px)
+    assert out.shape == tile.shape and not np.array_equal(out, tile)
+    own = {tuple(c) for c in tile.reshape(-1, 3)}
+    assert all(tuple(c) in own for c in out.reshape(-1, 3)[::7])
+    # where the tile is displaced: a coordinate image shows displacements of a few px, smoothly varying
+    coords = np.stack(np.mgrid[0:128, 0:128], -1).astype(np.uint8)
+    moved = elastic_jitter(np.concatenate([coords, np.zeros((128, 128, 1), np.uint8)], -1), np.random.default_rng(1),
+                           SETTINGS.elastic_px)[..., :2].astype(int) - coords
+    assert 0.5 < np.abs(moved).mean() < 3 * SETTINGS.elastic_px and np.abs(np.diff(moved, axis=0)).mean() < 0.5
+    assert np.array_equal(elastic_jitter(tile, np.random.default_rng(1), 0.0), tile)
+
+
+def test_centre_stain_scales_haematoxylin_and_eosin_by_colour_deconvolution(sources, small):
+    """``apply_stain`` scales the H and E amounts that scikit-image's colour deconvolution measures
+    (a check with an independent implementation); (1, 1) is the identity; the generated cohort
+    records each slide's factors and the centres differ as :data:`SETTINGS` says."""
+    from skimage.color import rgb2hed
+
+    tile = tile_pools(sources).tiles[3]
+    assert np.array_equal(apply_stain(tile, (1.0, 1.0)), tile)
+    h0, e0 = rgb2hed(tile)[..., 0].mean(), rgb2hed(tile)[..., 1].mean()
+    hed = rgb2hed(apply_stain(tile, (1.2, 0.8)))
+    assert hed[..., 0].mean() / h0 == pytest.approx(1.2, rel=0.05)
+    assert hed[..., 1].mean() / e0 == pytest.approx(0.8, rel=0.05)
+    sim = simulate_cohort(0, 300)
+    from pathviz.cohort.benchmark import centre_stain
+
+    draws = {c: np.array([centre_stain(np.random.default_rng(k), c) for k in range(200)]) for c in "ABC"}
+    for c, (fh, fe) in SETTINGS.centre_stain.items():
+        assert np.exp(np.log(draws[c]).mean(0)) == pytest.approx((fh, fe), rel=0.02)
+    assert set(sim["centres"]) == set(SETTINGS.centre_stain)
+    truth = json.loads((small / "ground_truth.json").read_text())
+    for p in truth["patients"].values():
+        fh, fe = SETTINGS.centre_stain[p["centre"]]
+        assert abs(np.log(p["stain_factors"][0] / fh)) < 4 * SETTINGS.centre_stain_sd
+        assert abs(np.log(p["stain_factors"][1] / fe)) < 4 * SETTINGS.centre_stain_sd

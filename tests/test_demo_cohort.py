@@ -1,4 +1,4 @@
-"""The demo cohort is the benchmark generator v2 at first-start size: built, registered and analysed on
+"""The demo cohort is the benchmark generator (v3) at first-start size: built, registered and analysed on
 the planted grid; a different demo is refused, not replaced; and PAGE-Net trains on it with the
 ground truth unreadable (no model code reads it)."""
 
@@ -58,7 +58,7 @@ def test_demo_cohort_registered_on_the_planted_grid(demo_cohort_ws):
     ws = demo_cohort_ws
     folder = demo_cohort_dir(ws)
     truth = read_ground_truth(folder)
-    assert truth["generator_version"] == 2 and truth["seed"] == 5 and truth["patients_n"] == PATIENTS
+    assert truth["generator_version"] == 3 and truth["seed"] == 5 and truth["patients_n"] == PATIENTS
     assert demo_cohort_ready(ws)
     recs = [r for r in ws.slides() if r.source == "demo_cohort"]
     assert len(recs) == PATIENTS
@@ -116,7 +116,7 @@ def test_pagenet_trains_with_the_ground_truth_unreadable(demo_cohort_ws, tmp_pat
     assert len(layer.scores) == len(ws.grid(sid))
 
 
-def test_old_demo_cohort_is_not_taken_for_v2(demo_cohort_ws, tmp_path):
+def test_old_demo_cohort_is_not_taken_for_the_current_generator(demo_cohort_ws, tmp_path):
     from pathviz.settings import Settings
     from pathviz.store.workspace import Workspace
 
@@ -139,3 +139,24 @@ def test_old_demo_cohort_is_not_taken_for_v2(demo_cohort_ws, tmp_path):
     pd.read_csv(table).drop(columns=["split"]).to_csv(table, index=False)
     with pytest.raises(PathVizError, match="earlier PathViz.*fresh workspace"):
         load_demo_cohort(home / "cohorts" / "demo")
+
+
+def test_a_readable_older_demo_is_kept_as_it_is(demo_cohort_ws, tmp_path):
+    """A workspace whose demo was built by generator v2 (same files and columns) keeps it after an
+    upgrade: it is ready, `pathviz demo` keeps it (models and reviews refer to its slides) and
+    says how to get the current generator."""
+    from pathviz.settings import Settings
+    from pathviz.store.workspace import Workspace
+
+    home = tmp_path / "v2"
+    shutil.copytree(demo_cohort_dir(demo_cohort_ws), home / "cohorts" / "demo", copy_function=shutil.copy)
+    gt = home / "cohorts" / "demo" / "ground_truth.json"
+    truth = json.loads(gt.read_text())
+    truth["generator_version"] = 2
+    gt.write_text(json.dumps(truth))
+    before = gt.read_bytes()
+    ws = Workspace(Settings.from_env(home))
+    messages = []
+    build_demo_cohort(ws, lambda f, m: messages.append(m), seed=5, patients=PATIENTS, analyse=False)
+    assert gt.read_bytes() == before and any("keeping the generator v2" in m for m in messages)
+    assert len(ws.slides()) == PATIENTS

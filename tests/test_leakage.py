@@ -26,7 +26,7 @@ from pathviz.jobs.pagenet import PAGENET_CLINICAL
 
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory, demo_svs, demo_png) -> Cohort:
-    """A generated demo cohort (benchmark generator v2, 8 patients, real tissue and profiles) with its
+    """A generated demo cohort (benchmark generator, 8 patients, real tissue and profiles) with its
     two endpoints."""
     from pathviz.cohort.benchmark import generate
     from pathviz.cohort.tissue import read_source, source_key

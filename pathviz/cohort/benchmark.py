@@ -1,4 +1,4 @@
-"""The planted-truth benchmark cohort, generator v2 (issue 13): real tissue, real expression,
+"""The planted-truth benchmark cohort, generator v3 (issue 13): real tissue, real expression,
 simulated outcomes, and no colour shortcut.
 
 Everything a model reads is real tissue or real expression except the outcomes and the planted
@@ -13,8 +13,12 @@ Tissue (:mod:`pathviz.cohort.tissue`)
     region. Each patient belongs to one split and its slide draws only from that split's pool.
     Every tile is colour-matched exactly (made of the same multiset of RGB colours as every other
     tile, assigned by luminance rank), then stain-jittered at random (independently of its
-    class), rotated and flipped: the two classes have the same colours, so they differ in
-    morphology only.
+    class), rotated, flipped and elastically deformed (nearest-neighbour resampling, so no new
+    colours): the two classes have the same colours, so they differ in morphology only. Each
+    slide then gets its centre's staining (haematoxylin and eosin amounts scaled per centre, with
+    slide-to-slide spread: a per-pixel colour map, so both classes change alike); since centre is
+    tied to hazard, stain intensity is a centre shortcut a model should not take (v3; v2 had
+    neither the elastic jitter nor the centre stains).
 Slides
     2048 x 2048 px at 0.5 um/px (8 x 8 patches of 256 px), a 16 x 16 mosaic of tiles: a tissue
     region (a smoothed random field, 55-80 % of the tiles) on white glass, and inside it
@@ -46,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -59,8 +64,11 @@ from pathviz.cohort.tissue import (OTHER, PLANTED, POOLS, TILE, TilePools, match
 from pathviz.errors import PathVizError
 
 Progress = Callable[[float, str], None]
-GENERATOR_VERSION = 2
-LABEL = ("planted-truth benchmark cohort v2: real H&E tissue (colour-matched) and real expression profiles, "
+GENERATOR_VERSION = 3
+#: Generator versions whose cohorts this PathViz still reads (v3 = v2 + elastic jitter and centre stains;
+#: same files and columns).
+READABLE_VERSIONS = (2, 3)
+LABEL = ("planted-truth benchmark cohort v3: real H&E tissue (colour-matched) and real expression profiles, "
          "simulated outcomes")
 MPP = 0.5
 GRID = 16  # tiles per side: 16 x 128 px = 2048 px
@@ -89,6 +97,13 @@ class Settings:
         split_shares: train / validation / test shares of the patients (each split its own pool).
         stain_jitter: +- range of the per-tile, per-channel optical-density factors applied
             after colour matching (random, independent of the class).
+        elastic_px: sd (px) of the elastic jitter's displacements (:func:`elastic_jitter`; 4 x 4
+            lattice per 128 px tile, nearest-neighbour resampling).
+        centre_stain: per centre, the (haematoxylin, eosin) factors of its staining
+            (:func:`apply_stain`, one per slide): centres stain differently, as real
+            laboratories do, and since centre is tied to hazard a model that reads stain intensity
+            learns the centre, not the tissue (a stain-normalising model should not).
+        centre_stain_sd: sd of the log factors between slides of one centre.
         compression, jpeg_quality, jpeg_rgb: how slides are written. JPEG in RGB 4:4:4 at quality
             95: YCbCr 4:2:0 (scanners' usual JPEG) averages chroma over 2 x 2 pixels, which made
             colour depend on texture again (a logistic regression on patch mean colour told the
@@ -112,6 +127,9 @@ class Settings:
     reuse_noise: float = 0.3
     split_shares: tuple[float, float, float] = (0.6, 0.2, 0.2)
     stain_jitter: float = 0.1
+    elastic_px: float = 3.0
+    centre_stain: dict = field(default_factory=lambda: {"A": (1.0, 1.0), "B": (1.15, 0.9), "C": (0.88, 1.12)})
+    centre_stain_sd: float = 0.05
     compression: str = "jpeg"
     jpeg_quality: int = 95
     jpeg_rgb: bool = True
@@ -235,10 +253,74 @@ def _background(rng: np.random.Generator) -> np.ndarray:
     return np.clip(rng.normal(243, 2.0, (TILE, TILE, 3)), 0, 255).astype(np.uint8)
 
 
+@lru_cache(maxsize=4)
+def _elastic_lattice(h: int, w: int, knots: int) -> tuple[np.ndarray, ...]:
+    """Bilinear weights ``[h, knots]`` and ``[w, knots]`` from a knot lattice to pixel rows and
+    columns, and the pixel grid."""
+    def spread(n: int) -> np.ndarray:
+        pos = np.linspace(0, knots - 1, n)
+        lo = np.minimum(np.floor(pos).astype(int), knots - 2)
+        frac = pos - lo
+        m = np.zeros((n, knots))
+        m[np.arange(n), lo] = 1 - frac
+        m[np.arange(n), lo + 1] = frac
+        return m
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    return spread(h), spread(w), yy, xx
+
+
+def elastic_jitter(tile: np.ndarray, rng: np.random.Generator, amplitude_px: float, knots: int = 4) -> np.ndarray:
+    """A smooth random deformation of a ``uint8[h, w, 3]`` tile: displacements drawn N(0,
+    ``amplitude_px``^2) per axis on a ``knots`` x ``knots`` lattice, interpolated bilinearly to every
+    pixel, and the tile resampled by nearest neighbour (edges clamped). Nearest neighbour keeps
+    the tile's own colours (no interpolated mixtures, which would be more frequent in textured
+    dense tissue and bring colour back as a class cue), so colour-matched tiles stay alike.
+    The elastic augmentation of Simard, Steinkraus & Platt (ICDAR 2003), on a coarse lattice
+    instead of a Gaussian-smoothed field."""
+    h, w = tile.shape[:2]
+    if amplitude_px <= 0:
+        return tile
+    ry, rx, yy, xx = _elastic_lattice(h, w, knots)
+    dy = ry @ rng.normal(0.0, amplitude_px, (knots, knots)) @ rx.T
+    dx = ry @ rng.normal(0.0, amplitude_px, (knots, knots)) @ rx.T
+    rows = np.clip(np.rint(yy + dy), 0, h - 1).astype(np.intp)
+    cols = np.clip(np.rint(xx + dx), 0, w - 1).astype(np.intp)
+    return tile[rows, cols]
+
+
+def centre_stain(rng: np.random.Generator, centre: str, settings: Settings = SETTINGS) -> tuple[float, float]:
+    """A slide's (haematoxylin, eosin) stain factors: its centre's factors of
+    ``settings.centre_stain`` times ``exp(N(0, centre_stain_sd^2))`` each (slide-to-slide spread
+    within a centre)."""
+    h, e = settings.centre_stain[centre]
+    return (float(h * np.exp(rng.normal(0.0, settings.centre_stain_sd))),
+            float(e * np.exp(rng.normal(0.0, settings.centre_stain_sd))))
+
+
+def apply_stain(img: np.ndarray, factors: tuple[float, float]) -> np.ndarray:
+    """Scale the haematoxylin and eosin amounts of every pixel of ``uint8[h, w, 3]`` by
+    ``factors``: optical density unmixed with Ruifrok & Johnston's H-E-DAB stain matrix
+    (Anal Quant Cytol Histol 2001; ``skimage.color.hed_from_rgb``), the H and E concentrations
+    scaled, and mixed back (the HED augmentation of Tellez et al., Med Image Anal 2019, with one
+    factor per slide). A per-pixel colour map: applied to a whole slide, it changes both classes'
+    colours alike."""
+    from skimage.color import hed_from_rgb, rgb_from_hed
+
+    if factors == (1.0, 1.0):
+        return img
+    od_lut = -np.log(np.maximum(np.arange(256, dtype=np.float32), 1.0) / 255.0)
+    od = od_lut[img.reshape(-1, 3)]
+    mix = (hed_from_rgb @ np.diag([factors[0], factors[1], 1.0]) @ rgb_from_hed).astype(np.float32)
+    out = np.exp(-np.maximum(od @ mix, 0.0)) * 255.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(img.shape)
+
+
 def render(classes: np.ndarray, split: str, pools: TilePools, matched: np.ndarray, rng: np.random.Generator,
-           settings: Settings = SETTINGS) -> tuple[np.ndarray, list[str]]:
+           settings: Settings = SETTINGS, stain: tuple[float, float] = (1.0, 1.0)) -> tuple[np.ndarray, list[str]]:
     """The slide image ``uint8[2048, 2048, 3]`` of a layout, tiles drawn from ``split``'s pool
-    (random tile, stain jitter, rotation and flip); also each tissue tile's source name."""
+    (random tile, per-tile stain jitter, rotation, flip and elastic jitter), then the slide's
+    centre ``stain`` factors (:func:`apply_stain`); also each tissue tile's source name."""
     grid = classes.shape[0]
     img = np.empty((grid * TILE, grid * TILE, 3), np.uint8)
     choices = {DENSE: pools.index(split, PLANTED), STROMA: pools.index(split, OTHER)}
@@ -253,9 +335,10 @@ def render(classes: np.ndarray, split: str, pools: TilePools, matched: np.ndarra
                 tile = np.rot90(_stain_jitter(matched[src], rng, settings.stain_jitter), k=int(rng.integers(4)))
                 if rng.random() < 0.5:
                     tile = tile[:, ::-1]
+                tile = elastic_jitter(tile, rng, settings.elastic_px)
                 used.append(str(pools.names[src]))
             img[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] = tile
-    return img, used
+    return apply_stain(img, stain), used
 
 
 # -- the cohort ---------------------------------------------------------------------------------------------
@@ -425,8 +508,9 @@ def generate(out: str | Path, sources: dict[str, np.ndarray], seed: int = 0, pat
              "control_genes": list(settings.control_genes), "patients": {}}
     program_high = cov["program"] > np.median(cov["program"])
     for i, pid in enumerate(sim["ids"]):
-        img, used = render(sim["layouts"][i], str(sim["split"][i]), pools, matched,
-                           np.random.default_rng(sim["render_seeds"][i]), settings)
+        rng = np.random.default_rng(sim["render_seeds"][i])
+        stain = centre_stain(rng, str(sim["centres"][i]), settings)
+        img, used = render(sim["layouts"][i], str(sim["split"][i]), pools, matched, rng, settings, stain)
         write_pyramidal_tiff(out / "slides" / f"{pid}.tif", img, MPP, tile=256, min_size=256,
                              compression=settings.compression, quality=settings.jpeg_quality, jpeg_rgb=settings.jpeg_rgb)
         truth["patients"][pid] = {
@@ -435,7 +519,7 @@ def generate(out: str | Path, sources: dict[str, np.ndarray], seed: int = 0, pat
             "dense_fraction": float(cov["dense_fraction"][i]), "dense_at_edge": float(cov["edge"][i]),
             "program_score": float(cov["program"][i]), "program_high": bool(program_high[i]),
             "pathway_score": float(cov["pathway"][i]), "lp": float(model["lp"][i]), "lp_main": float(model["lp_main"][i]),
-            "true_group": "high" if model["true_high"][i] else "low",
+            "true_group": "high" if model["true_high"][i] else "low", "stain_factors": list(stain),
             "expression_source": sim["expression_rows"][i], "expression_use": int(sim["expression_uses"][i]),
             "source_tiles": sorted(set(used))}
         if i % 10 == 0 or i == sim["n"] - 1:
@@ -454,7 +538,7 @@ def generate(out: str | Path, sources: dict[str, np.ndarray], seed: int = 0, pat
 
 def load_generated_cohort(folder: str | Path, name: str, description: str, id_columns: list[str], fix: str) -> Cohort:
     """A cohort written by a PathViz generator (``clinical.csv`` + ``omics.npz``; the demo v1 and
-    the benchmark v2 share the layout): RFS primary, OS second, CA19-9 as marker,
+    the benchmark v2 and v3 share the layout): RFS primary, OS second, CA19-9 as marker,
     ``semi_synthetic=True``; ``id_columns`` are identifiers, never covariates.
 
     Raises:

@@ -1,10 +1,10 @@
-"""The multimodal demo cohort: the planted-truth benchmark cohort v2 (:mod:`pathviz.cohort.benchmark`)
+"""The multimodal demo cohort: the planted-truth benchmark cohort (generator v3, :mod:`pathviz.cohort.benchmark`)
 at the size a first start can build.
 
 Every part a model sees is real tissue or a real expression profile except the outcomes and the
 planted couplings, which follow the generator's frozen settings
 (:data:`pathviz.cohort.benchmark.SETTINGS`); ``ground_truth.json`` records them, and no model reads
-it. The demo is generator v2 with cohort seed 0 (the development seed) and
+it. The demo is the current generator with cohort seed 0 (the development seed) and
 :data:`DEMO_PATIENTS` patients (the benchmark uses 500), so the cohort and PAGE-Net are ready
 within minutes of a first start; ``pathviz demo --cohort-seed N --patients N`` builds another.
 
@@ -48,7 +48,7 @@ def load_demo_cohort(folder: str | Path) -> Cohort:
     clinical = Path(folder) / "clinical.csv"
     if clinical.exists() and "split" not in clinical.read_text().partition("\n")[0].strip().split(","):
         raise PathVizError(f"The demo cohort at {folder} was built by an earlier PathViz (demo generator v1); this "
-                           "version reads only the planted-truth generator v2.",
+                           "version reads only the planted-truth generator (v2 or later).",
                            "start a fresh workspace (PATHVIZ_HOME=/new/folder) and run `pathviz demo`, or move "
                            f"{folder} aside and run `pathviz demo` here (its old slides stay registered).")
     return load_generated_cohort(folder, "demo", "PathViz demo cohort (" + LABEL + ")", ["slide", "split"],

@@ -1,4 +1,4 @@
-"""Real tissue for the planted-truth benchmark cohort (generator v2, issue 13).
+"""Real tissue for the planted-truth benchmark cohort (generator v2 and later, issue 13).
 
 The benchmark's tissue classes come from ``assets/benchmark/tissue_tiles.geojson``: every 128 px
 tile (64 um at 0.5 um/px) of the real H&E sources shipped in pip wheels, classed once by a nucleus

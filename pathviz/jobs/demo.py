@@ -104,7 +104,7 @@ def fetch_demo_file(item: DemoFile, cache_dir: Path) -> Path:
 def build_demo(workspace: Workspace, progress: Progress | None = None, cohort: bool = True, pagenet: bool = True,
                cohort_seed: int | None = None, patients: int | None = None) -> list[str]:
     """Fetch the demo slides, register them (copied into the workspace) and analyse them; then
-    (``cohort=True``) generate the multimodal demo cohort (benchmark generator v2, cohort seed
+    (``cohort=True``) generate the multimodal demo cohort (the current benchmark generator, cohort seed
     ``cohort_seed``, ``patients`` patients; defaults :data:`~pathviz.cohort.demo.DEMO_SEED` and
     :data:`~pathviz.cohort.demo.DEMO_PATIENTS`) and (``pagenet=True``) train PAGE-Net on it (split
     seed 0) into a new registry version ``pagenet/demo@vNNNN`` (unless one exists), which writes the
@@ -156,19 +156,20 @@ def demo_cohort_dir(workspace: Workspace) -> Path:
 
 def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, seed: int | None = None,
                       patients: int | None = None, analyse: bool = True) -> Path:
-    """Generate the multimodal demo cohort (:mod:`pathviz.cohort.demo`: the benchmark generator v2
+    """Generate the multimodal demo cohort (`pathviz.cohort.demo`: the current benchmark generator
     of :mod:`pathviz.cohort.benchmark` with ``patients`` patients of cohort seed ``seed``) into
     ``$PATHVIZ_HOME/cohorts/demo`` and register its slides, analysed on the generator's grid (256 px
     patches at 0.5 um/px, 2 x 2 planted tiles each). Idempotent: an existing cohort of the same seed
     and size is kept; an interrupted build (no ground truth yet) starts over.
 
     Raises:
-        PathVizError: the workspace holds a demo cohort of another generator version, seed or size
-            (nothing is replaced: models and reviews refer to its slides).
+        PathVizError: the workspace holds a demo cohort of another seed or size, or of a generator
+            version this PathViz no longer reads (nothing is replaced: models and reviews refer to
+            its slides). An older readable version of the same seed and size is kept as it is.
     """
     import shutil
 
-    from pathviz.cohort.benchmark import GENERATOR_VERSION, generate
+    from pathviz.cohort.benchmark import GENERATOR_VERSION, READABLE_VERSIONS, generate
     from pathviz.cohort.demo import DEMO_MIN_TISSUE, DEMO_MPP, DEMO_PATCH, DEMO_PATIENTS, DEMO_SEED, read_ground_truth
     from pathviz.cohort.tissue import read_sources
     from pathviz.errors import PathVizError
@@ -180,7 +181,10 @@ def build_demo_cohort(workspace: Workspace, progress: Progress | None = None, se
     if (folder / "ground_truth.json").exists():
         truth = read_ground_truth(folder)
         have = (truth.get("generator_version", 1), truth.get("seed", 0), truth.get("patients_n", len(truth["patients"])))
-        if have != (GENERATOR_VERSION, seed, patients):
+        if have[0] != GENERATOR_VERSION and have[0] in READABLE_VERSIONS and have[1:] == (seed, patients):
+            report(0.5, f"demo cohort: keeping the generator v{have[0]} cohort this workspace holds (models and "
+                        f"reviews refer to its slides); a fresh workspace builds generator v{GENERATOR_VERSION}")
+        elif have != (GENERATOR_VERSION, seed, patients):
             raise PathVizError(
                 f"This workspace already holds a demo cohort (generator v{have[0]}, cohort seed {have[1]}, {have[2]} "
                 f"patients) at {folder}; you asked for generator v{GENERATOR_VERSION}, seed {seed}, {patients} patients.",
@@ -219,13 +223,13 @@ def demo_slides_ready(workspace: Workspace) -> bool:
 
 
 def demo_cohort_ready(workspace: Workspace) -> bool:
-    """True when the demo cohort (generator v2) is generated and every one of its slides is
+    """True when the demo cohort (a generator version this PathViz reads) is generated and every one of its slides is
     registered and analysed."""
-    from pathviz.cohort.benchmark import GENERATOR_VERSION
+    from pathviz.cohort.benchmark import READABLE_VERSIONS
     from pathviz.cohort.demo import read_ground_truth
 
     folder = demo_cohort_dir(workspace)
-    if not (folder / "ground_truth.json").exists() or read_ground_truth(folder).get("generator_version") != GENERATOR_VERSION:
+    if not (folder / "ground_truth.json").exists() or read_ground_truth(folder).get("generator_version") not in READABLE_VERSIONS:
         return False
     by_path = {r.path: r.slide_id for r in workspace.slides()}
     slides = sorted((folder / "slides").glob("*.tif"))

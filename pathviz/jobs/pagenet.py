@@ -7,7 +7,7 @@ and gene rankings); survival-discriminative layers written for the viewer.
 Settings (frozen in code; issue 13: chosen on the benchmark cohort v2 of cohort seed 0 only, before
 any evaluation cohort was measured, and recorded here with the reason):
 
-* Split: a cohort with a generator ``split`` column (benchmark v2, whose test slides come from a
+* Split: a cohort with a generator ``split`` column (benchmark v2 and later, whose test slides come from a
   tile pool no training slide uses) keeps its test patients; the other patients are split 75/25
   into train / validation (stratified by event, seeded by the split seed). Other cohorts: 60/20/20
   stratified by event.
