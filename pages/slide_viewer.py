@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import time
 
 import streamlit as st
@@ -21,7 +22,8 @@ from pages.ui.viewer import frontend_installed, slide_viewer
 from pathviz.errors import PathVizError
 from pathviz.report.export import (MAX_COMMENT_CHARS, flagged_csv, flagged_table, review_line,
                                    review_progress, to_geojson)
-from pathviz.layers.colormap import COLORMAPS, legend_colors
+from pathviz.layers.colormap import COLORMAPS, legend_colors, percentile_ticks
+from pathviz.layers.overlay import MAX_FLOOR, SCALES, display_defaults, percentile_ranks
 from pathviz.viewer.maps import patch_map_images
 from pathviz.viewer.tiles import TILE_SIZE
 from pathviz.store.features import FeatureStore
@@ -29,6 +31,7 @@ from pathviz.store.registry import ModelRegistry, chosen_layer_refs
 from pathviz.store.workspace import layer_label, read_patch_image
 
 NO_LAYER = "(none)"
+SCALE_LABELS = {"value": "value", "percentile": "percentile rank within the slide"}
 GALLERY_COLUMNS = 5
 BADGES = {"agree": "✅ agree", "disagree": "❌ disagree"}
 #: Keyboard shortcuts of the review buttons (Streamlit's ``st.button(shortcut=...)``; plain keys
@@ -95,14 +98,29 @@ state["_review_panel"] = panel
 layer = ws.layer(slide_id, layer_name) if layer_name != NO_LAYER else None
 overlay = None
 if layer is not None:
-    lo, hi = layer.value_range()
+    # display scale and transparency floor: a layer's meta["display"] gives their starting values
+    # (e.g. attention maps: percentile, floor 50); the widgets are per slide and layer, like the range
+    start_scale, start_floor = display_defaults(layer.meta)
+    wkey = f"{slide_id}_{layer.name}"
     with st.sidebar:
-        vmin, vmax = st.slider(
-            f"Value range ({layer.units})" if layer.units else "Value range",
-            lo, hi, (lo, hi), step=(hi - lo) / 200 if hi > lo else None,  # the default 0.01 step snaps OD ranges
-            key=f"range_{slide_id}_{layer.name}", format="%.3g",
-        )
-    overlay = {"layer": layer.name, "cmap": cmap, "vmin": vmin, "vmax": vmax, "opacity": opacity}
+        scale = st.radio("Display scale", SCALES, index=SCALES.index(start_scale), key=f"scale_{wkey}",
+                         format_func=SCALE_LABELS.get,
+                         help="Percentile: each patch is coloured by its rank among this slide's values of the "
+                              "layer, so the map is never uniformly cold.")
+        if scale == "percentile":
+            vmin, vmax = st.slider("Percentile range", 0.0, 100.0, (0.0, 100.0), step=1.0, key=f"prange_{wkey}",
+                                   format="%.0f")
+        else:
+            lo, hi = layer.value_range()
+            vmin, vmax = st.slider(
+                f"Value range ({layer.units})" if layer.units else "Value range",
+                lo, hi, (lo, hi), step=(hi - lo) / 200 if hi > lo else None,  # the default 0.01 step snaps OD ranges
+                key=f"range_{wkey}", format="%.3g",
+            )
+        floor = st.slider("Transparent below percentile", 0, MAX_FLOOR, start_floor, key=f"floor_{wkey}",
+                          help="Patches whose percentile rank within this slide is below this are not drawn (0 = off).")
+    overlay = {"layer": layer.name, "cmap": cmap, "vmin": vmin, "vmax": vmax, "opacity": opacity,
+               "scale": scale, "floor": int(floor)}
 
 st.caption(
     f"{rec.name} · {rec.width}x{rec.height} px · {rec.mpp:.4g} µm/px"
@@ -117,13 +135,26 @@ if rec.source == "demo_cohort" and layer_name in ("haematoxylin", "eosin"):
 # -- legend -----------------------------------------------------------------------------------
 if layer is not None:
     colours = ", ".join(legend_colors(cmap))
-    st.markdown(
-        f"<div data-testid='pv-legend' style='display:flex;align-items:center;gap:8px'>"
-        f"<b>{html.escape(layer.title)}</b><span>{vmin:.3g}</span>"
-        f"<div style='width:220px;height:12px;background:linear-gradient(to right,{colours});border:1px solid #999'></div>"
-        f"<span>{vmax:.3g} {html.escape(layer.units)}</span></div>",
-        unsafe_allow_html=True,
-    )
+    bar = f"<div style='width:220px;height:12px;background:linear-gradient(to right,{colours});border:1px solid #999'></div>"
+    units = html.escape(layer.units)
+    if scale == "percentile":  # percentile ticks with the layer's raw values at those percentiles
+        try:
+            ticks = percentile_ticks(layer.scores, (vmin, (vmin + vmax) / 2, vmax))
+        except PathVizError:  # no finite value in the layer: no ticks to show
+            ticks = []
+        marks = "".join(f"<span>p{p:.0f} = {v:.3g}</span>" for p, v in ticks)
+        scale_html = (f"<div style='display:flex;flex-direction:column'>{bar}<div style='width:220px;display:flex;"
+                      f"justify-content:space-between;font-size:0.8em'>{marks}</div></div><span>{units} "
+                      "(percentile rank within the slide)</span>")
+    else:
+        scale_html = f"<span>{vmin:.3g}</span>{bar}<span>{vmax:.3g} {units}</span>"
+    st.markdown(f"<div data-testid='pv-legend' style='display:flex;align-items:center;gap:8px'>"
+                f"<b>{html.escape(layer.title)}</b>{scale_html}</div>", unsafe_allow_html=True)
+    if floor:
+        ranks = percentile_ranks(layer.scores)
+        kept = layer.scores[ranks >= floor]
+        st.caption(f"Transparent: patches ranked below p{floor} within this slide"
+                   + (f" (values below {kept.min():.3g} {layer.units})." if kept.size else "."))
     st.caption(layer.description)
 
 # -- flagged patches ----------------------------------------------------------------------------
@@ -270,10 +301,15 @@ if state.get("_review_shown") != shown:
         state["comment"] = row.comment or ""
     state["_review_shown"] = shown
 
+rank_html = ""
+if scale == "percentile":  # the raw score's percentile rank among this slide's patches, beside it
+    rank = float(percentile_ranks(layer.patch_scores)[int(row.patch_index)])
+    if math.isfinite(rank):
+        rank_html = f" (<span data-testid='pv-review-rank'>p{rank:.0f}</span> of this slide's patches)"
 st.markdown(
     f"<div data-testid='pv-review-patch'>Patch <b>#{int(selected)}</b> of <b>{html.escape(rec.name)}</b> · "
     f"{html.escape(layer.title)} · "
-    f"score <b data-testid='pv-review-score'>{row.score:.3g}</b> · level-0 x {row.x}, y {row.y}, "
+    f"score <b data-testid='pv-review-score'>{row.score:.3g}</b>{rank_html} · level-0 x {row.x}, y {row.y}, "
     f"{row.width}x{row.height} px · {BADGES.get(row.verdict, 'unreviewed')}</div>",
     unsafe_allow_html=True,
 )

@@ -16,6 +16,7 @@ Commands::
     pathviz models rollback KIND/NAME [--alias A]
     pathviz train coxpasnet --cohort NAME --genesets kegg|go_bp|FILE.gmt [--seed N] [--repeats R] [--endpoint KEY] [--missing-omics exclude|impute]
     pathviz train pagenet --cohort demo [--seed N]
+    pathviz train mil|crossattn --cohort NAME [--seed N] [--encoder resnet18|resnet50|pagenet_cnn|timm:MODEL] [--weights FILE]
         (both submit a job, wait for it and print the new registry version's figures)
     pathviz jobs submit KIND --cohort NAME [--param key=value ...] [--json] | status ID | wait ID | cancel ID
     pathviz jobs list [--status S] | kinds
@@ -436,6 +437,49 @@ def cmd_train_pagenet(args) -> int:
     return 0
 
 
+def add_weights_file(home: Path, path: str) -> Path:
+    """Check a user's encoder weights file (a plain state dict: a pickled object is refused, never
+    run) and copy it into ``$PATHVIZ_HOME/weights/`` as ``<sha256[:12]>-<name>`` (training jobs
+    read weights only from there). Returns the copy (kept when already there).
+
+    Raises:
+        PathVizError: missing, unreadable or unsafe file (:func:`pathviz.nn.encoders.read_weights`).
+    """
+    import shutil
+
+    from pathviz.jobs.kinds import weights_dir
+    from pathviz.nn.encoders import read_weights, sha256_of
+
+    src = Path(path).expanduser()
+    read_weights(src)
+    dest = weights_dir(home) / f"{sha256_of(src)[:12]}-{src.name}"
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return dest
+
+
+def cmd_train_mil(args) -> int:
+    """Thin wrapper: submit an ``attention_mil`` or ``crossattn`` job, wait, print the held-out figures."""
+    from pathviz.survival.chance import HeldOutC
+
+    kind = "attention_mil" if args.train_command == "mil" else "crossattn"
+    weights = str(add_weights_file(_workspace().home, args.weights)) if args.weights else ""
+    man = _submit_and_wait(args, kind, {"cohort": args.cohort, "seed": args.seed, "encoder": args.encoder,
+                                        "weights": weights, "bag_size": args.bag_size})
+    m = man.metrics
+    c = m["test_c_index"]
+    held = HeldOutC.from_dict(m["held_out"])
+    text = (f"{kind} on {args.cohort} (split seed {args.seed}): " + _held_out_lines(held, f"{m['n']['test']} test patients")
+            + f"\non the same test patients: {m['comparator']} {c[m['comparator']]:.3f}, clinical only "
+            f"({', '.join(m['baseline_clinical']) or 'none'}) {c['clinical']:.3f}; {m['case_level_note']}"
+            f"\nencoder: {m['encoder']['notice']}\n({m['seconds']:.0f} s on {m['device']}) -> {man.ref}")
+    _print(args, {**m, "model": man.ref, "warning": held.warning}, text)
+    return 0
+
+
 # -- jobs and workers ---------------------------------------------------------------------------
 def _parse_params(items: list[str] | None) -> dict:
     out = {}
@@ -692,10 +736,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=cmd_train_pagenet)
 
+    for name, what in (("mil", "gated attention MIL over patch features (attention layers in the viewer)"),
+                       ("crossattn", "RNA-to-patch cross-attention, seed 003 (attention for own and median RNA query)")):
+        sp = with_json(tsub.add_parser(name, help=what + "; prints the held-out C-index beside its baselines"))
+        sp.add_argument("--cohort", default="demo")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--encoder", default="resnet18", help="resnet18, resnet50, pagenet_cnn or timm:<model>")
+        sp.add_argument("--weights", help="local encoder weights (.safetensors or a torch state dict; checked, then "
+                        "copied into $PATHVIZ_HOME/weights/); default: random initialisation")
+        sp.add_argument("--bag-size", type=int, default=32, help="patches sampled per patient per training step")
+        sp.set_defaults(func=cmd_train_mil)
+
     jobs = sub.add_parser("jobs", help="background jobs: submit, status, wait, cancel, list")
     jsub = jobs.add_subparsers(dest="jobs_command", required=True)
     sp = with_json(jsub.add_parser("submit", help="queue a job (prints its id); starts a worker if none runs"))
-    sp.add_argument("kind", help="coxpasnet, pagenet or demo (see `pathviz jobs kinds`)")
+    sp.add_argument("kind", help="coxpasnet, pagenet, attention_mil, crossattn or demo (see `pathviz jobs kinds`)")
     sp.add_argument("--cohort")
     sp.add_argument("--param", action="append", metavar="KEY=VALUE", help="a declared parameter (repeatable)")
     sp.add_argument("--device", default="default", help="worker queue (default; e.g. cuda:1)")

@@ -73,13 +73,13 @@
       maskKey = mk;
     } else if (mk && itemByTag("mask")) { itemByTag("mask").setOpacity(args.mask.opacity); }
     var ov = args.overlay;
-    var ok = ov ? [ov.layer, ov.cmap, num(ov.vmin), num(ov.vmax)].join("|") : null;
+    // display scale ("value" | "percentile") and transparency floor (0-99) are part of the tile URL,
+    // so tiles of different settings never mix (in the browser's cache or the server's)
+    var ok = ov ? [ov.layer, ov.cmap, (ov.scale || "value") + "-" + Math.round(ov.floor || 0),
+                   num(ov.vmin), num(ov.vmax)].join("/") : null;
     if (ok !== overlayKey) {
       removeTag("overlay");
-      if (ov) {
-        addLayer("overlay", base + ov.layer + "/" + ov.cmap + "/" + num(ov.vmin) + "/" + num(ov.vmax) + "_files/",
-                 ov.opacity, viewer.world.getItemCount());
-      }
+      if (ov) addLayer("overlay", base + ok + "_files/", ov.opacity, viewer.world.getItemCount());
       overlayKey = ok;
     } else if (ov && itemByTag("overlay")) { itemByTag("overlay").setOpacity(ov.opacity); }
   }

@@ -29,7 +29,9 @@ def slide_viewer(
     Args:
         tile_url: base URL of the tile server.
         slide: ``{"id", "width", "height", "tile_size", "mpp"}``.
-        overlay: ``{"layer", "cmap", "vmin", "vmax", "opacity"}`` or None.
+        overlay: ``{"layer", "cmap", "vmin", "vmax", "opacity", "scale", "floor"}`` or None
+            (``scale`` "value" or "percentile", then ``vmin``/``vmax`` are percentiles; ``floor``
+            0-99: patches ranked below it are transparent; both optional, default value/0).
         mask: ``{"show": bool, "opacity": float}``.
         flags: flagged patches ``[{"rank", "x", "y", "w", "h"}]`` (level-0 px), outlined.
         focus: ``{"rank", "x", "y", "w", "h", "nonce"}``: centre on this patch when ``nonce`` changes.

@@ -84,6 +84,61 @@ def _run_pagenet(ctx: JobContext) -> dict:
     return {"model": man.ref, "c_index": held.get("c_index"), "ci": [held.get("lower"), held.get("upper")]}
 
 
+def _slide_cohorts() -> list[str]:
+    from pathviz.cohort import available_cohorts, load_cohort
+
+    out = []
+    for c in available_cohorts():
+        try:
+            if "slides" not in load_cohort(c).missing_modalities():
+                out.append(c)
+        except Exception:  # noqa: BLE001 - a broken cohort is not offered (the cohort page names its problem)
+            continue
+    return out
+
+
+def weights_dir(home) -> Path:
+    """Where encoder weights files live: ``$PATHVIZ_HOME/weights/`` (a job reads no other path)."""
+    return Path(home) / "weights"
+
+
+def _check_mil(params: dict) -> None:
+    """The encoder must exist and a weights file must be one added to this workspace
+    (``pathviz train mil --weights FILE`` copies it in after checking it is a plain state dict)."""
+    from pathviz.errors import PathVizError
+    from pathviz.nn.encoders import _builder
+    from pathviz.settings import Settings
+
+    _builder(params["encoder"])
+    if params.get("weights"):
+        home = Settings.from_env().home
+        path = Path(params["weights"])
+        path = (weights_dir(home) / path).resolve() if not path.is_absolute() else path.resolve()
+        if not path.is_relative_to(weights_dir(home).resolve()) or not path.is_file():
+            raise PathVizError(f"Weights file {params['weights']!r} is not a file added to this workspace.",
+                               "add it first: pathviz train mil --cohort NAME --weights FILE copies it into "
+                               f"{weights_dir(home)}; then name it here.")
+        params["weights"] = str(path)
+
+
+def _run_attention_mil(ctx: JobContext) -> dict:
+    return _run_mil(ctx, "attention_mil")
+
+
+def _run_crossattn(ctx: JobContext) -> dict:
+    return _run_mil(ctx, "crossattn")
+
+
+def _run_mil(ctx: JobContext, kind: str) -> dict:
+    from pathviz.jobs.mil import train_registered_mil
+
+    p = ctx.params
+    man = train_registered_mil(ctx.workspace, p["cohort"], kind, seed=p["seed"], encoder=p["encoder"],
+                               weights=p["weights"] or None, bag_size=p["bag_size"], progress=ctx.progress)
+    held = man.metrics.get("held_out") or {}
+    return {"model": man.ref, "c_index": held.get("c_index"), "ci": [held.get("lower"), held.get("upper")]}
+
+
 def _run_demo(ctx: JobContext) -> dict:
     from pathviz.jobs.demo import build_demo
 
@@ -113,6 +168,11 @@ register_job_kind(JobKind("coxpasnet", "Train Cox-PASNet (genes -> pathways -> C
                           {"genesets": genesets_choices}))
 register_job_kind(JobKind("pagenet", "Train PAGE-Net (slides + expression + age) on a cohort with slides and expression",
                           _run_pagenet, _kinds["pagenet"].params, _pagenet_cohorts, "pagenet"))
+register_job_kind(JobKind("attention_mil", "Train gated attention MIL (patch features -> attention -> Cox) on a cohort "
+                          "with slides", _run_attention_mil, _kinds["attention_mil"].params, _slide_cohorts, "attention_mil",
+                          _check_mil))
+register_job_kind(JobKind("crossattn", "Train RNA-to-patch cross-attention (seed 003) on a cohort with slides and "
+                          "expression", _run_crossattn, _kinds["crossattn"].params, _pagenet_cohorts, "crossattn", _check_mil))
 register_job_kind(JobKind("demo", "Build the demo workspace (slides, demo cohort, PAGE-Net)", _run_demo,
                           {"cohort_seed": {"default": DEMO_SEED, "min": 0, "max": 1_000_000,
                                            "help": "cohort seed of the demo cohort (0 = the development seed)"},

@@ -101,6 +101,15 @@ register_kind(ModelKind("coxpasnet", "Cox-PASNet: pathway-informed Cox network (
 register_kind(ModelKind("pagenet", "PAGE-Net: slides + expression + age (seed 000)", ("pagenet.pt", "cnn.pt"),
                         {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
                          "epochs_cnn": {"default": 6, "min": 1, "max": 50, "help": "patch-CNN pre-training epochs"}}))
+_MIL_PARAMS = {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
+     "encoder": {"default": "resnet18", "help": "patch encoder: resnet18, resnet50, pagenet_cnn or timm:<model>"},
+     "weights": {"default": "", "help": "encoder weights file added to this workspace ($PATHVIZ_HOME/weights/; "
+                 "`pathviz train mil --weights FILE` adds one); empty = random initialisation"},
+     "bag_size": {"default": 32, "min": 0, "max": 4096, "help": "patches sampled per patient per training step (0 = all)"}}
+register_kind(ModelKind("attention_mil", "Gated attention MIL over patch features, Cox head (Ilse et al. 2018)",
+                        ("model.pt", "model.json"), dict(_MIL_PARAMS)))
+register_kind(ModelKind("crossattn", "RNA-to-patch cross-attention, Cox head (seed 003)", ("model.pt", "model.json"),
+                        dict(_MIL_PARAMS)))
 register_kind(ModelKind("coxnet", "Elastic-net Cox on clinical covariates and expression", (),
                         {"seed": {"default": 0, "min": 0, "max": 10_000, "help": "split seed"},
                          "l1_ratio": {"default": 0.5, "min": 0.01, "max": 1.0, "help": "elastic-net mixing"}}))
@@ -457,16 +466,25 @@ class ModelRegistry:
 USED_BY = {
     "coxpasnet": ("Pathways (rankings, node KM, heatmap)", "Patient risk (Cox-PASNet strata)"),
     "pagenet": ("Slide viewer (survival layers)", "Patient risk (PAGE-Net strata)", "Pathways (PAGE-Net ranking)"),
+    "attention_mil": ("Slide viewer (attention layers)",),
+    "crossattn": ("Slide viewer (cross-attention layers: own and median RNA query)",),
 }
 
 
-def chosen_layer_refs(registry: "ModelRegistry", kind: str = "pagenet") -> dict[str, str]:
-    """``{layer tag: version reference}`` of the chosen version of every ``kind`` model (the tag
-    is ``metrics["layer_tag"]``, part of the names of the layers that version wrote)."""
-    return {str(m.metrics["layer_tag"]): m.ref for m in registry.chosen(kind).values() if m.metrics.get("layer_tag")}
+#: Model kinds whose versions write viewer layers (``metrics["layer_tag"]``).
+LAYER_KINDS = ("pagenet", "attention_mil", "crossattn")
 
 
-def chosen_layer_tags(registry: "ModelRegistry", kind: str = "pagenet") -> set[str]:
+def chosen_layer_refs(registry: "ModelRegistry", kind: str | None = None) -> dict[str, str]:
+    """``{layer tag: version reference}`` of the chosen version of every ``kind`` model (every
+    kind of :data:`LAYER_KINDS` when None; the tag is ``metrics["layer_tag"]``, part of the names
+    of the layers that version wrote)."""
+    kinds = LAYER_KINDS if kind is None else (kind,)
+    return {str(m.metrics["layer_tag"]): m.ref for k in kinds for m in registry.chosen(k).values()
+            if m.metrics.get("layer_tag")}
+
+
+def chosen_layer_tags(registry: "ModelRegistry", kind: str | None = None) -> set[str]:
     """Layer tags of the chosen version of every ``kind`` model: the viewer shows only model layers
     carrying one of them (:meth:`pathviz.store.workspace.Workspace.layer_names`)."""
     return set(chosen_layer_refs(registry, kind))

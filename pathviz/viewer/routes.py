@@ -9,16 +9,25 @@ Routes (GET and HEAD; ``PREFIX`` is ``/tiles``, or ``/<server.baseUrlPath>/tiles
     PREFIX/stats                                            -> JSON: tiles served, cache hits/misses
     PREFIX/slide/<slide_id>.dzi                             -> DZI XML
     PREFIX/slide/<slide_id>_files/<level>/<col>_<row>.jpeg  -> slide tile (JPEG; ``.jpg`` too)
-    PREFIX/overlay/<slide_id>/<layer>/<cmap>/<vmin>/<vmax>_files/<level>/<col>_<row>.png
+    PREFIX/overlay/<slide_id>/<layer>/<cmap>/<scale>-<floor>/<vmin>/<vmax>_files/<level>/<col>_<row>.png
                                                             -> overlay tile (RGBA PNG)
+    PREFIX/overlay/<slide_id>/<layer>/<cmap>/<vmin>/<vmax>_files/<level>/<col>_<row>.png
+                                                            -> the same with scale ``value``, floor 0
+
+``scale`` is ``value`` (``vmin``/``vmax`` in the layer's units) or ``percentile`` (each patch
+coloured by its percentile rank within the slide; ``vmin``/``vmax`` are percentiles 0-100);
+``floor`` (integer 0-99, 0 = off) draws the patches ranked below that percentile transparent; e.g.
+``.../haematoxylin/viridis/percentile-50/0/100_files/12/3_4.png``. (Scale and floor share one path
+segment so that no decoded ``..%2f`` path of the shorter form reaches this one.)
 
 Only registered slide ids and well-formed names reach the tile service: each path parameter must
 match a strict pattern (slide ids and layer names: lowercase letters, digits, ``_``, ``-``; value
-bounds: decimal numbers; colour maps: a name or ``solid:#RRGGBB``), and no request ever names a
-file (a slide id is looked up in the workspace's database). Refusals:
+bounds: decimal numbers; colour maps: a name or ``solid:#RRGGBB``; scales: ``value`` or
+``percentile``; floors: an integer 0-99), and no request ever names a file (a slide id is looked
+up in the workspace's database). Refusals:
 404 for an unknown slide, layer or tile address (the body never lists other slide ids), 400 for a
-malformed layer, colour map or value range; 401 without a logged-in session and 403 for a user
-whose roles do not include viewing slides (:func:`authorize`, called first by every tile route,
+malformed layer, colour map, value range (a percentile range outside 0-100), scale or floor; 401
+without a logged-in session and 403 for a user whose roles do not include viewing slides (:func:`authorize`, called first by every tile route,
 before any slide id is looked up); 503 with ``Retry-After`` when every rendering slot stayed busy for
 :data:`RENDER_QUEUE_TIMEOUT_S` (at most :data:`MAX_RENDERS` tiles render at once). Rendering a tile (OpenSlide read, JPEG/PNG encoding) runs in Starlette's worker threads, never
 on the event loop; a tile found in the tile cache is answered directly.
@@ -47,6 +56,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from pathviz.errors import PathVizError, SlideError, WorkspaceError
+from pathviz.layers.overlay import MAX_FLOOR, SCALES
 from pathviz.viewer.tiles import TileService
 
 if TYPE_CHECKING:
@@ -70,6 +80,8 @@ _LAYER = re.compile(r"[a-z0-9_\-]{1,64}")
 _CMAP = re.compile(r"[A-Za-z0-9_:#]{1,32}")
 _SOLID = re.compile(r"solid:#?[0-9A-Fa-f]{6}")
 _NUMBER = re.compile(r"-?[0-9.eE+\-]{1,32}")
+_FLOOR = re.compile(r"[0-9]{1,2}")
+_DISPLAY = re.compile(r"([a-z]{1,16})-([^/]{0,16})")
 
 
 class TcpNoDelayMiddleware:
@@ -195,6 +207,22 @@ def _value(value: str, what: str) -> float:
     return x
 
 
+def _display(value: str, vmin: float, vmax: float) -> tuple[str, int]:
+    """The checked ``(scale, floor)`` of an overlay request's ``<scale>-<floor>`` segment (with
+    scale ``percentile`` the range must lie in 0-100)."""
+    m = _DISPLAY.fullmatch(value)
+    if m is None:
+        raise _Refused(400, "Malformed display setting.", "give <scale>-<floor>, e.g. percentile-50 or value-0.")
+    scale, floor = m.groups()
+    if scale not in SCALES:
+        raise _Refused(400, "Unknown display scale.", f"use one of {', '.join(SCALES)}.")
+    if not _FLOOR.fullmatch(floor) or int(floor) > MAX_FLOOR:
+        raise _Refused(400, "Malformed transparency floor.", f"give the floor as a whole percentile 0-{MAX_FLOOR} (0 = off).")
+    if scale == "percentile" and not (0 <= vmin <= 100 and 0 <= vmax <= 100):
+        raise _Refused(400, "Percentile range outside 0-100.", "give the minimum and maximum as percentiles 0-100.")
+    return scale, int(floor)
+
+
 def _render(fn: Callable[..., bytes | str], slide_id: str, *args) -> bytes | str:
     """Call the tile service (in a worker thread); its errors become refusals that name no other slide."""
     try:
@@ -290,8 +318,9 @@ def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | No
         sid = _slide_id(p["slide_id"])
         layer, cmap = _name(p["layer"], "layer"), _cmap(p["cmap"])
         vmin, vmax = _value(p["vmin"], "the minimum"), _value(p["vmax"], "the maximum")
+        scale, floor = _display(p.get("display", "value-0"), vmin, vmax)
         svc = service()
-        args = (layer, p["level"], p["col"], p["row"], cmap, vmin, vmax)
+        args = (layer, p["level"], p["col"], p["row"], cmap, vmin, vmax, scale, floor)
         data = svc.cached_overlay_tile(sid, *args)
         if data is None:
             data = await render(svc.overlay_tile, sid, *args)
@@ -305,5 +334,7 @@ def tile_routes(base_url_path: str = "", service: Callable[[], TileService] | No
         Route(f"{prefix}/slide/{{slide_id}}_files/{tile}.jpeg", slide_tile, methods=["GET"]),
         Route(f"{prefix}/slide/{{slide_id}}_files/{tile}.jpg", slide_tile, methods=["GET"]),
         Route(f"{prefix}/overlay/{{slide_id}}/{{layer}}/{{cmap}}/{{vmin}}/{{vmax}}_files/{tile}.png",
+              overlay_tile, methods=["GET"]),
+        Route(f"{prefix}/overlay/{{slide_id}}/{{layer}}/{{cmap}}/{{display}}/{{vmin}}/{{vmax}}_files/{tile}.png",
               overlay_tile, methods=["GET"]),
     ]

@@ -22,7 +22,7 @@ import numpy as np
 import openslide
 
 from pathviz.errors import PathVizError, SlideError
-from pathviz.layers.overlay import OverlayDeepZoom
+from pathviz.layers.overlay import OverlayDeepZoom, check_display
 from pathviz.layers.score import layer_raster, mask_raster
 from pathviz.slide.reader import Slide
 from pathviz.store.workspace import Workspace
@@ -42,6 +42,12 @@ _PATH = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s:;,'\"()\[\]]*[\\/][^\s:;,'\"()\[\]]
 def _without_paths(text: str) -> str:
     """``text`` with file paths and slide file names replaced by ``<file>`` (for log lines)."""
     return _PATH.sub("<file>", text)
+
+
+def _overlay_key(slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float,
+                 scale: str, floor: int) -> tuple:
+    """Tile-cache key of an overlay tile: every drawing parameter, so settings never share a tile."""
+    return ("overlay", slide_id, layer, cmap, scale, int(floor), float(vmin), float(vmax), level, col, row)
 
 
 class LRUBytes:
@@ -202,36 +208,46 @@ class TileService:
         return ov
 
     def cached_overlay_tile(
-        self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float
+        self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float,
+        scale: str = "value", floor: int = 0,
     ) -> bytes | None:
         """PNG bytes of an overlay tile if it is in the tile cache (counted as served), else None.
 
         Like :meth:`cached_slide_tile`: never renders, a None is not counted as a miss.
         """
-        key = ("overlay", slide_id, layer, cmap, float(vmin), float(vmax), level, col, row)
-        data = self.cache.get(key, count_miss=False)
+        data = self.cache.get(_overlay_key(slide_id, layer, level, col, row, cmap, vmin, vmax, scale, floor),
+                              count_miss=False)
         if data is not None:
             self.tiles_served += 1
         return data
 
     def overlay_tile(
-        self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float
+        self, slide_id: str, layer: str, level: int, col: int, row: int, cmap: str, vmin: float, vmax: float,
+        scale: str = "value", floor: int = 0,
     ) -> bytes:
         """PNG (RGBA) bytes of an overlay tile, aligned with :meth:`slide_tile` of the same address.
 
-        ``layer`` is a stored score layer of the slide's default grid, or :data:`MASK_LAYER`;
-        ``vmin``/``vmax`` (in the layer's units) map to the ends of colour map ``cmap``.
+        ``layer`` is a stored score layer of the slide's default grid, or :data:`MASK_LAYER`.
+        ``scale`` ``"value"``: ``vmin``/``vmax`` (in the layer's units) map to the ends of colour map
+        ``cmap``; ``"percentile"``: each cell is coloured by its percentile rank within the slide's
+        layer and ``vmin``/``vmax`` are percentiles (0-100). Cells ranked below ``floor`` (0-99,
+        0 = off) are transparent, in both scales
+        (:func:`~pathviz.layers.overlay.display_values`).
 
         Raises:
             WorkspaceError: unknown slide or layer; ValueError: level or address outside the
-            pyramid; PathVizError: unknown colour map or non-finite value range.
+            pyramid; PathVizError: unknown colour map, non-finite value range, unknown scale,
+            percentile range outside 0-100, floor not an integer 0-99.
         """
         if not (np.isfinite(vmin) and np.isfinite(vmax)):
             raise PathVizError(f"Value range ({vmin}, {vmax}) is not finite.", "give numbers for vmin and vmax.")
-        key = ("overlay", slide_id, layer, cmap, float(vmin), float(vmax), level, col, row)
+        check_display(scale, floor)
+        if scale == "percentile" and not (0 <= vmin <= 100 and 0 <= vmax <= 100):
+            raise PathVizError(f"Percentile range ({vmin}, {vmax}) is outside 0-100.", "give percentiles 0-100.")
+        key = _overlay_key(slide_id, layer, level, col, row, cmap, vmin, vmax, scale, floor)
         data = self.cache.get(key)
         if data is None:
-            img = self._overlay(slide_id, layer).get_tile(level, (col, row), cmap, vmin, vmax)
+            img = self._overlay(slide_id, layer).get_tile(level, (col, row), cmap, vmin, vmax, scale, floor)
             buf = io.BytesIO()
             img.save(buf, "PNG", compress_level=1)
             data = buf.getvalue()
