@@ -99,7 +99,8 @@ def _baseline_risk(cohort, trva: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "demo", kind: str = "attention_mil",
                     seed: int = 0, encoder: str = ENCODER, weights: str | None = None, bag_size: int = BAG_SIZE,
-                    device: str | None = None, progress: Progress | None = None, write_layers: bool = True) -> dict:
+                    device: str | None = None, progress: Progress | None = None, write_layers: bool = True,
+                    keep: dict | None = None) -> dict:
     """Train an attention MIL (``kind="attention_mil"``) or cross-attention (``"crossattn"``) model.
 
     Writes to ``out``: ``model.pt`` (state dict), ``model.json`` (architecture, encoder, feature
@@ -107,6 +108,10 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
     prognostic_index, slide_id), ``metrics.json`` and ``MODEL_CARD.md``; with ``write_layers``,
     per slide the viewer layer ``attention-m<tag>`` (crossattn also ``attention_median_rna-m<tag>``:
     the same model queried with the cohort's median RNA profile, the counterfactual).
+
+    Args:
+        keep: when given, filled with the run's internals for benches (``model``, ``X``, ``M``,
+            ``rna``, ``rna_names``, ``pids``, ``sids``, ``split``, ``coords``, ``device``).
 
     Returns:
         The metrics: split sizes, ``test_c_index`` (model, comparator, clinical), ``held_out`` (C
@@ -190,6 +195,9 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
         median = np.repeat(np.median(rna[trva], axis=0, keepdims=True), len(pids), axis=0).astype(np.float32)
         _, att_cf = predict(model, X, M, median, dev)
 
+    if keep is not None:
+        keep.update(model=model, X=X, M=M, rna=rna, rna_names=rna_names, pids=pids, sids=sids, split=split, device=dev,
+                    coords={s: feats[s]["coords"] for s in feats}, attention=att)
     layer_tag = f"{version[:6]}{uuid.uuid4().hex[:8]}"
     if write_layers:
         report(0.9, "writing attention layers")

@@ -162,8 +162,6 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         PathVizError: the file is missing, unreadable, not a plain state dict (a pickled object is
             refused, never executed), or holds no tensors.
     """
-    from pathviz.store.registry import load_torch_weights
-
     path = Path(path)
     if not path.is_file():
         raise PathVizError(f"Weights file {path} does not exist.", "give the path of a .safetensors or .pt/.pth file.")
@@ -177,7 +175,11 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
             raise PathVizError(f"{path} is not a readable safetensors file ({exc}).",
                                "export the weights again (safetensors.torch.save_file(state_dict, path)).") from exc
     else:
-        state = load_torch_weights(path)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
+        except Exception as exc:  # torch raises UnpicklingError / RuntimeError for unsafe or corrupt payloads
+            raise PathVizError(f"Weights file {path} is not a plain state dict ({type(exc).__name__}); it was not loaded.",
+                               "save model.state_dict() with torch.save, or use a safetensors file.") from exc
     for key in ("state_dict", "model", "teacher"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
