@@ -1,8 +1,8 @@
 """Patch-feature extraction into the feature store v2 (:class:`pathviz.store.features.PatchFeatureStore`).
 
-Per slide: the grid's patches are read at level 0 (:func:`pathviz.jobs.pagenet.read_patches`),
-box-averaged to ``read_mpp`` (the resolution the encoder reads), optionally Macenko-normalised with
-the stains estimated on the full-resolution patches (:class:`pathviz.slide.stain.MacenkoNormaliser`),
+Per slide: the grid's patches are read at level 0, box-averaged to ``read_mpp`` (the resolution
+the encoder reads) and optionally Macenko-normalised with the stains estimated on the
+full-resolution patches, as PAGE-Net reads them (:func:`pathviz.jobs.pagenet.cnn_patches`),
 encoded in batches (:meth:`pathviz.nn.encoders.PatchEncoder.encode`) and written, one atomic file
 per slide. Slides whose file is already there are skipped, so a killed extraction resumes where it
 stopped.
@@ -62,8 +62,7 @@ def extract_features(workspace: Workspace, slide_ids: list[str], encoder, read_m
     Raises:
         PathVizError: a slide is not analysed (no grid), or cannot be read at ``read_mpp``.
     """
-    from pathviz.jobs.pagenet import read_patches, shrink
-    from pathviz.slide.stain import MacenkoNormaliser
+    from pathviz.jobs.pagenet import cnn_patches
 
     report = progress or (lambda f, m: None)
     version = feature_version(encoder, read_mpp, stain_normalise)
@@ -77,17 +76,15 @@ def extract_features(workspace: Workspace, slide_ids: list[str], encoder, read_m
         if not store.has(sid, key, len(grid.coords)):
             if stop_after is not None and len(fresh) >= stop_after:
                 break
-            raw, grid = read_patches(workspace, sid)
-            px = read_px(grid.patch_size, grid.mpp, read_mpp)
-            small = shrink(raw, px)
-            if stain_normalise:
-                small = MacenkoNormaliser().fit(raw).transform(small)
-            feats = encoder.encode(small)
+            small, grid = cnn_patches(workspace, sid, lambda g: read_px(g.patch_size, g.mpp, read_mpp), stain_normalise)
+            feats = encoder.encode(small).astype(np.float16)  # as stored: a fresh and a reused slide read alike
             store.save(sid, key, feats, grid.coords, {"encoder": encoder.describe(), "mpp": grid.mpp,
                                                       "patch_px": grid.patch_size, "read_mpp": read_mpp,
                                                       "stain_normalised": stain_normalise})
             fresh.add(sid)
-        header, arrays = store.load(sid, key)
+            arrays = {"features": feats, "coords": np.asarray(grid.coords, np.int64)}
+        else:
+            arrays = store.load(sid, key)[1]
         out[sid] = {"features": arrays["features"].astype(np.float32), "coords": arrays["coords"], "grid_key": key,
                     "extracted": sid in fresh}
         if i % 10 == 0 or i == len(slide_ids) - 1:

@@ -320,17 +320,22 @@ def _stage_inputs(run: _PageNetRun) -> None:
     run.split = patient_split(run.e, run.seed, fixed)
 
 
-def cnn_patches(workspace: Workspace, slide_id: str) -> tuple[np.ndarray, object]:
+def cnn_patches(workspace: Workspace, slide_id: str, size=None, stain_normalise: bool = True) -> tuple[np.ndarray, object]:
     """A slide's grid patches as the CNN reads them: ``uint8[n_patches, px, px, 3]`` box-averaged to
     :data:`CNN_MPP` (:func:`cnn_input_px`), then Macenko-normalised with the stains estimated on the
     slide's full-resolution pixels (averaging the light first is what a scan at 2 um/px records,
     and normalising 16x fewer pixels is 16x cheaper); and the slide's grid.
 
+    Args:
+        size: ``size(grid) -> px`` for another read resolution (the patch encoders':
+            :func:`pathviz.jobs.features.read_px`); default :func:`cnn_input_px` at ``CNN_MPP``.
+        stain_normalise: False keeps the averaged patches' own colours.
+
     Raises:
-        PathVizError: the grid's patches cannot be box-averaged to ``CNN_MPP``."""
+        PathVizError: the grid's patches cannot be box-averaged to the read resolution."""
     raw, grid = read_patches(workspace, slide_id)
-    small = shrink(raw, cnn_input_px(grid.patch_size, grid.mpp))
-    return MacenkoNormaliser().fit(raw).transform(small), grid
+    small = shrink(raw, size(grid) if size else cnn_input_px(grid.patch_size, grid.mpp))
+    return (MacenkoNormaliser().fit(raw).transform(small) if stain_normalise else small), grid
 
 
 def _stage_patches(run: _PageNetRun) -> None:

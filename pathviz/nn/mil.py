@@ -228,6 +228,7 @@ def train_bag_model(model: nn.Module, x: np.ndarray, mask: np.ndarray, rna: np.n
     et = torch.from_numpy(np.asarray(event, np.float32)[train]).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best, best_c, best_step, stale, history = copy.deepcopy(model.state_dict()), -np.inf, 0, 0, []
+    xv, mv = x[validation], mask[validation]  # copied once, not every step
     rv = rna[validation] if rna is not None else None
     for step in range(cfg.epochs):
         model.train()
@@ -235,7 +236,7 @@ def train_bag_model(model: nn.Module, x: np.ndarray, mask: np.ndarray, rna: np.n
         opt.zero_grad()
         loss.backward()
         opt.step()
-        vr, _ = predict(model, x[validation], mask[validation], rv, dev)
+        vr, _ = predict(model, xv, mv, rv, dev)
         vc = harrell_c(time[validation], event[validation], vr).c_index if event[validation].sum() else 0.5
         history.append((step, float(loss.detach()), float(vc)))
         if vc > best_c + 1e-6:
