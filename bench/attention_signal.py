@@ -12,6 +12,8 @@ in :mod:`pathviz.jobs.mil` (chosen on cohort seed 0). Reported per split seed an
 * pointing game: the share of each test slide's top-10 attended patches that are planted, with
   chance and ceiling (the colour baselines' pointing is in ``bench/results/planted_signal_v3.txt``:
   +0.04 / +0.06 over chance on seeds 1 / 2);
+* the same pointing game for the patch risk score layer (each patch's score on the risk scale,
+  whose attention-weighted mean is the slide's risk: :func:`pathviz.nn.mil.predict_patch_scores`);
 * cross-attention's RNA-conditioning check: with the query's program pathway (the generator's
   immune program) set to +2 and to -2 SD, the share of test patients whose attention on planted
   patches is higher with the program high (the planted direction: dense tissue matters more in
@@ -45,6 +47,7 @@ def main() -> int:
     ap.add_argument("--cohort-seed", type=int, default=1)
     ap.add_argument("--patients", type=int, default=SETTINGS.patients)
     ap.add_argument("--seeds", type=int, default=5, help="split seeds")
+    ap.add_argument("--demo", action="store_true", help="use $PATHVIZ_HOME's own demo cohort (development: seed 0)")
     args = ap.parse_args()
     import torch
 
@@ -54,7 +57,11 @@ def main() -> int:
     from pathviz.settings import Settings, torch_threads
 
     torch.set_num_threads(torch_threads())
-    ws = bench_workspace(Settings.from_env().home, args.cohort_seed, args.patients)
+    if args.demo:
+        from pathviz.store.workspace import Workspace
+        ws = Workspace(Settings.from_env())
+    else:
+        ws = bench_workspace(Settings.from_env().home, args.cohort_seed, args.patients)
     truth = read_ground_truth(ws.home / "cohorts" / "demo")  # the bench reads the truth; models never do
     program = truth["program_pathway"]
     rows = []
@@ -65,20 +72,22 @@ def main() -> int:
                 m = train_mil_model(ws, out, "demo", kind, seed=seed, keep=keep,
                                     progress=throttled_report(f"{kind} split seed {seed}", 60))
             te = keep["split"] == "test"
-            hits, chance, ceiling, planted_of = [], [], [], {}
+            hits, risk_hits, chance, ceiling, planted_of = [], [], [], [], {}
             for i in np.flatnonzero(te):
                 pid = keep["pids"][i]
                 sid = keep["sids"][pid]
                 classes = parse_layout(truth["patients"][pid]["tile_classes"])
                 p, ch, ce = pointing_of(ws, sid, ws.model_layer(sid, "attention", {m["layer_tag"]}), classes)
                 hits.append(p)
+                risk_hits.append(pointing_of(ws, sid, ws.model_layer(sid, "patch_risk", {m["layer_tag"]}), classes)[0])
                 chance.append(ch)
                 ceiling.append(ce)
                 dense = patch_classes(classes)
                 planted_of[i] = np.array([dense[int(y) // PATCH, int(x) // PATCH] >= 2 for x, y in keep["coords"][sid]])
             row = {"model": kind, "split_seed": seed, "c_index": m["test_c_index"][kind],
                    "comparator": m["test_c_index"][m["comparator"]], "clinical": m["test_c_index"]["clinical"],
-                   "pointing": np.mean(hits), "chance": np.mean(chance), "ceiling": np.mean(ceiling),
+                   "pointing": np.mean(hits), "pointing_patch_risk": np.mean(risk_hits),
+                   "chance": np.mean(chance), "ceiling": np.mean(ceiling),
                    "rna_conditioning": np.nan, "seconds": m["seconds"]}
             if kind == "crossattn" and program in keep["rna_names"]:
                 j = keep["rna_names"].index(program)
@@ -100,6 +109,7 @@ def main() -> int:
     sd = df.groupby("model").std(numeric_only=True)
     best = mean["pointing"].max()
     print(f"\nchance_pointing: {mean['chance'].iloc[0]:.2f}")
+    print(f"best_patch_risk_pointing: {mean['pointing_patch_risk'].max():.2f}")
     print(f"best_attention_pointing: {best:.2f}")
     diff = df[df.model == "crossattn"]["c_index"].to_numpy() - df[df.model == "crossattn"]["comparator"].to_numpy()
     print(f"crossattn_minus_averaging_fusion: {diff.mean():+.3f} (sd {diff.std(ddof=1):.3f}); crossattn C "

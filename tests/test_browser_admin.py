@@ -70,7 +70,7 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         # the viewer (default page) draws tiles from the app's own host and port
         browser_login(page, app_url)
         _settle(page)
-        page.wait_for_selector('iframe[title*="pathviz_viewer"]', timeout=60_000)
+        page.wait_for_selector('iframe[title*="pathviz_viewer"]', timeout=120_000)
         deadline = time.time() + 30
         while time.time() < deadline and not any(s == 200 for _, s in tiles):
             page.wait_for_timeout(300)
@@ -107,7 +107,7 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         assert len({v for v in values if 0 < v < 100}) >= 2, f"the progress bar did not move: {sorted(values)}"
         page.screenshot(path=str(tmp_path / "admin_trained.png"))
         # the page reruns when the job ends: the new version appears with its held-out C and CI
-        page.wait_for_selector("text=Versions v0002, v0001 · production → v0001", timeout=60_000)
+        page.wait_for_selector("text=Versions v0002, v0001 · production → v0001", timeout=120_000)
         main = page.inner_text('[data-testid="stMain"]')
         assert "coxpasnet/gse1992" in main
 
@@ -119,7 +119,7 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         page.get_by_text("I confirm: pages will use this version").first.click()
         page.get_by_role("button", name="Promote").first.click()
         try:
-            page.wait_for_selector("text=Promoted: production of coxpasnet/gse1992 v0001 → v0002", timeout=60_000)
+            page.wait_for_selector("text=Promoted: production of coxpasnet/gse1992 v0001 → v0002", timeout=120_000)
         except Exception:
             page.screenshot(path=str(tmp_path / "admin_promote_failed.png"), full_page=True)  # for the CI log
             print("main text at failure:", page.inner_text('[data-testid="stMain"]')[:3000])
@@ -134,7 +134,7 @@ def test_admin_trains_promotes_and_rolls_back_in_chromium(demo_ws, tmp_path):
         _settle(page)
         page.get_by_text("I confirm: pages go back to the previous version").first.click()
         page.get_by_role("button", name="Roll back").first.click()
-        page.wait_for_selector("text=Rolled back: production of coxpasnet/gse1992 v0002 → v0001", timeout=60_000)
+        page.wait_for_selector("text=Rolled back: production of coxpasnet/gse1992 v0002 → v0001", timeout=120_000)
         assert registry.aliases("coxpasnet", "gse1992")["production"] == "v0001"
         assert _used_version(page, app_url + "pathways", "Cohort") == "v0001"
         assert _used_version(page, app_url + "patient", "Cohort", COXPASNET) == "v0001"

@@ -13,7 +13,7 @@ import torch
 from pathviz.errors import PathVizError
 from pathviz.nn.losses import cox_partial_likelihood_loss
 from pathviz.nn.mil import (BagTrainConfig, CrossAttentionFusion, GatedAttentionMIL, MeanFusion, bag_cox_loss, pad_bags,
-                            predict, sample_mask, train_bag_model)
+                            predict, predict_patch_scores, sample_mask, train_bag_model)
 
 
 def _bags(seed=0, n=6, dim=8):
@@ -29,6 +29,28 @@ def test_attention_sums_to_one_per_bag_and_is_zero_on_padding(make):
     risk, att = predict(make(x.shape[2]), x, m, rna)
     assert risk.shape == (len(x),) and att.shape == m.shape
     assert np.allclose(att.sum(1), 1.0, atol=1e-6) and np.all(att[~m] == 0) and np.all(att[m] > 0)
+
+
+def test_patch_scores_decompose_the_risk_additively():
+    """Javed et al. 2022: risk = sum_k a_k s_k (gated MIL, mean pooling); cross-attention adds an
+    RNA term that does not depend on the patches, and its scores do not depend on the query."""
+    torch.manual_seed(0)
+    x, m = _bags(n=5, dim=8)
+    rna = np.random.default_rng(1).normal(size=(len(x), 5)).astype(np.float32)
+    for model in (GatedAttentionMIL(8, 16, 8), MeanFusion(8, 0, 16)):
+        risk, att = predict(model, x, m)
+        s = predict_patch_scores(model, x, m)
+        assert np.all(s[~m] == 0) and np.allclose((att * s).sum(1), risk, atol=1e-5)
+    model = CrossAttentionFusion(8, 5, 16)
+    rest = []
+    for q in (rna, -rna):
+        risk, att = predict(model, x, m, q)
+        rest.append(risk - (att * predict_patch_scores(model, x, m)).sum(1))
+    x2 = x.copy()
+    x2[m] += 1.0  # other patches, the same RNA: the RNA term stays
+    risk2, att2 = predict(model, x2, m, rna)
+    assert np.allclose(risk2 - (att2 * predict_patch_scores(model, x2, m)).sum(1), rest[0], atol=1e-5)
+    assert np.abs(rest[0] - rest[1]).max() > 1e-4  # and it is the query's
 
 
 def test_cross_attention_follows_the_query_and_ignores_patch_order():

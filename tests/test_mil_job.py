@@ -108,10 +108,14 @@ def test_registered_bag_model_writes_attention_layers_the_viewer_lists(mil_ws, k
     sid = sorted(r.slide_id for r in mil_ws.slides() if r.source == "demo_cohort")[0]
     names = mil_ws.layer_names(sid, model_tags=set(refs))
     bases = {split_model_layer_name(n)[0] for n in names if split_model_layer_name(n)[1] == m["layer_tag"]}
-    assert bases == ({"attention"} if kind == "attention_mil" else {"attention", "attention_median_rna"})
+    assert bases == ({"attention", "patch_risk"} | ({"attention_median_rna"} if kind == "crossattn" else set()))
     layer = mil_ws.model_layer(sid, "attention", {m["layer_tag"]})
     assert layer.scores.sum() == pytest.approx(1.0, abs=1e-4) and layer.meta["display"] == {"scale": "percentile", "floor": 50}
     assert len(layer.scores) == len(mil_ws.grid(sid).coords)
+    risk = mil_ws.model_layer(sid, "patch_risk", {m["layer_tag"]})
+    assert len(risk.scores) == len(layer.scores) and risk.meta["display"] == layer.meta["display"]
+    if kind == "attention_mil":  # the slide's prognostic index is the attention-weighted mean of the patch scores
+        assert risk.meta["attention_weighted_mean"] == pytest.approx(risk.meta["prognostic_index"], abs=1e-4)
     folder = ModelRegistry(mil_ws.models_dir).path(man.ref)
     table = json.loads((folder / "metrics.json").read_text())
     assert table["layer_tag"] == m["layer_tag"] and (folder / "model.pt").exists()

@@ -106,8 +106,10 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
     Writes to ``out``: ``model.pt`` (state dict), ``model.json`` (architecture, encoder, feature
     version, RNA pathways), ``prognostic_index.csv`` (patient_id, split, time, event,
     prognostic_index, slide_id), ``metrics.json`` and ``MODEL_CARD.md``; with ``write_layers``,
-    per slide the viewer layer ``attention-m<tag>`` (crossattn also ``attention_median_rna-m<tag>``:
-    the same model queried with the cohort's median RNA profile, the counterfactual).
+    per slide the viewer layers ``attention-m<tag>`` and ``patch_risk-m<tag>`` (each patch's score on
+    the risk scale, :func:`pathviz.nn.mil.predict_patch_scores`), crossattn also
+    ``attention_median_rna-m<tag>`` (the same model queried with the cohort's median RNA profile,
+    the counterfactual).
 
     Args:
         keep: when given, filled with the run's internals for benches (``model``, ``X``, ``M``,
@@ -125,7 +127,7 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
     from pathviz.jobs.pagenet import patient_split, slide_ids_for
     from pathviz.nn.encoders import build_encoder
     from pathviz.nn.mil import (BagTrainConfig, CrossAttentionFusion, GatedAttentionMIL, MeanFusion, pad_bags, predict,
-                                train_bag_model)
+                                predict_patch_scores, train_bag_model)
     from pathviz.settings import torch_device, torch_threads
     from pathviz.survival import harrell_c
     from pathviz.survival.chance import held_out_c_index
@@ -183,6 +185,7 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
     report(0.8, f"training the comparator ({comp_name})")
     comparator, comp_info = train_bag_model(comparator, X, M, rna, t, e, tr, va, BagTrainConfig(**cfg))
     pi, att = predict(model, X, M, rna, dev)
+    scores = predict_patch_scores(model, X, M, dev)
     pi_comp, _ = predict(comparator, X, M, rna, dev)
     clin_risk, clin_cols = _baseline_risk(cohort, trva)
     c = {kind: harrell_c(t[te], e[te], pi[te]).c_index, comp_name: harrell_c(t[te], e[te], pi_comp[te]).c_index,
@@ -197,7 +200,8 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
 
     if keep is not None:
         keep.update(model=model, X=X, M=M, rna=rna, rna_names=rna_names, pids=pids, sids=sids, split=split, device=dev,
-                    coords={s: feats[s]["coords"] for s in feats}, attention=att)
+                    coords={s: feats[s]["coords"] for s in feats}, attention=att,
+                    patch_scores=scores)
     layer_tag = f"{version[:6]}{uuid.uuid4().hex[:8]}"
     if write_layers:
         report(0.9, "writing attention layers")
@@ -206,6 +210,8 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
             n = int(M[i].sum())
             write_attention_layer(workspace, sid, feats[sid]["grid_key"], att[i, :n], "attention", layer_tag, kind,
                                   float(pi[i]), "the patient's own RNA profile" if kind == "crossattn" else None)
+            write_attention_layer(workspace, sid, feats[sid]["grid_key"], scores[i, :n], "patch_risk", layer_tag, kind,
+                                  float(pi[i]), attention=att[i, :n])
             if att_cf is not None:
                 write_attention_layer(workspace, sid, feats[sid]["grid_key"], att_cf[i, :n], "attention_median_rna",
                                       layer_tag, kind, float(pi[i]), "the cohort's median RNA profile (counterfactual)")
@@ -246,20 +252,35 @@ def train_mil_model(workspace: Workspace, out: str | Path, cohort_name: str = "d
     return metrics
 
 
-def write_attention_layer(workspace: Workspace, slide_id: str, grid_key: str, attention: np.ndarray, base: str,
-                          layer_tag: str, kind: str, pi: float, query: str | None = None) -> Path:
-    """Store one slide's attention weights (``float[n_patches]``, summing to 1 over the slide) as
-    the viewer layer ``<base>-m<layer_tag>``, shown by percentile rank within the slide with the
-    lower half transparent (:data:`ATTENTION_DISPLAY`)."""
-    title = ("Attention MIL: attention weight" if kind == "attention_mil" else
-             f"Cross-attention weight ({'median RNA query' if base != 'attention' else 'own RNA query'})")
-    desc = ("Per patch: the attention weight the model gave it when pooling the slide (weights sum to 1 over the "
-            "slide; the display ranks them within the slide)." + (f" Query: {query}." if query else ""))
+def write_attention_layer(workspace: Workspace, slide_id: str, grid_key: str, values: np.ndarray, base: str,
+                          layer_tag: str, kind: str, pi: float, query: str | None = None,
+                          attention: np.ndarray | None = None) -> Path:
+    """Store one slide's per-patch values (``float[n_patches]``) as the viewer layer
+    ``<base>-m<layer_tag>``, shown by percentile rank within the slide with the lower half
+    transparent (:data:`ATTENTION_DISPLAY`).
+
+    ``base`` is ``attention`` / ``attention_median_rna`` (attention weights, summing to 1 over the
+    slide; ``query`` names the RNA query of cross-attention) or ``patch_risk`` (each patch's score
+    on the risk scale, :func:`pathviz.nn.mil.predict_patch_scores`; ``attention`` then gives the
+    weights, so the layer records that the slide's prognostic index is their weighted mean)."""
+    if base == "patch_risk":
+        title = ("Attention MIL" if kind == "attention_mil" else "Cross-attention") + ": patch risk score"
+        desc = ("Per patch: the model's Cox head applied to this patch alone (log relative hazard; Javed et al. 2022, "
+                "Additive MIL). The slide's prognostic index is the attention-weighted mean of these scores"
+                + (" plus the RNA term" if kind == "crossattn" else "") + ": high = the patch pushes the risk up.")
+        units, extra = "log relative hazard", {}
+        if attention is not None:
+            extra = {"attention_weighted_mean": float(np.dot(attention, values))}
+    else:
+        title = ("Attention MIL: attention weight" if kind == "attention_mil" else
+                 f"Cross-attention weight ({'median RNA query' if base != 'attention' else 'own RNA query'})")
+        desc = ("Per patch: the attention weight the model gave it when pooling the slide (weights sum to 1 over the "
+                "slide; the display ranks them within the slide)." + (f" Query: {query}." if query else ""))
+        units, extra = "attention weight", {"attention_sum": float(np.sum(values))}
     return workspace.save_layer(slide_id, ScoreLayer(
         name=model_layer_name(base, layer_tag), title=title, grid_key=grid_key,
-        scores=np.asarray(attention, np.float32), units="attention weight", description=desc,
-        meta={"display": dict(ATTENTION_DISPLAY), "model_kind": kind, "prognostic_index": pi, "query": query,
-              "attention_sum": float(np.sum(attention))}))
+        scores=np.asarray(values, np.float32), units=units, description=desc,
+        meta={"display": dict(ATTENTION_DISPLAY), "model_kind": kind, "prognostic_index": pi, "query": query, **extra}))
 
 
 def train_registered_mil(workspace: Workspace, cohort_name: str, kind: str = "attention_mil", seed: int = 0,

@@ -11,6 +11,13 @@
 * :class:`MeanFusion`: the averaging-fusion baseline seed 003 compares with (mean-pooled patches
   concatenated with the RNA embedding -> Cox head); with ``rna_dim=0`` it is mean-pooling MIL.
 
+Every model also gives each patch a score on the risk scale (:func:`predict_patch_scores`):
+its linear Cox head is applied to the patch's own embedding, so the slide's risk is the
+attention-weighted mean of its patches' scores (plus, for the fusion models, the RNA term): the
+additive decomposition of Javed et al., "Additive MIL: intrinsically interpretable multiple
+instance learning for pathology", NeurIPS 2022. Attention says where the model pooled from; the
+patch score says which way each patch pushes the risk.
+
 Bags are padded: features ``float[B, N, D]`` with a mask ``bool[B, N]`` (True = a real patch);
 attention is zero on padding and sums to 1 over each bag's real patches.
 
@@ -65,6 +72,10 @@ class GatedAttentionMIL(nn.Module):
         z = torch.einsum("bn,bnd->bd", a, h)
         return self.head(z).squeeze(-1), a
 
+    def patch_scores(self, x: torch.Tensor, rna: torch.Tensor | None = None) -> torch.Tensor:
+        """``float[B, N]``: the Cox head on each patch's embedding; ``risk = sum_k a_k s_k``."""
+        return self.head(self.embed(x)).squeeze(-1)
+
 
 class CrossAttentionFusion(nn.Module):
     """RNA-to-patch cross-attention with a Cox head (seed 003).
@@ -99,6 +110,12 @@ class CrossAttentionFusion(nn.Module):
             z = torch.cat([z, r], dim=1)
         return self.head(z).squeeze(-1), a
 
+    def patch_scores(self, x: torch.Tensor, rna: torch.Tensor | None = None) -> torch.Tensor:
+        """``float[B, N]``: the head's attended-vector part on each patch's value (plus the bias):
+        ``risk = sum_k a_k s_k + w_rna . r``. Values do not depend on the query, so neither do these."""
+        d = self.head.in_features // (2 if self.concat_rna else 1)
+        return self.v(x) @ self.head.weight[0, :d] + self.head.bias
+
 
 class MeanFusion(nn.Module):
     """Averaging fusion (seed 003's baseline): mean of the embedded patches, concatenated with the
@@ -116,6 +133,11 @@ class MeanFusion(nn.Module):
         if self.rna is not None:
             z = torch.cat([z, self.rna(rna)], dim=1)
         return self.head(z).squeeze(-1), a
+
+    def patch_scores(self, x: torch.Tensor, rna: torch.Tensor | None = None) -> torch.Tensor:
+        """``float[B, N]``: the head's pooled-patch part on each patch's embedding (plus the bias)."""
+        h = self.embed(x)
+        return h @ self.head.weight[0, :h.shape[-1]] + self.head.bias
 
 
 def pad_bags(bags: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -191,6 +213,20 @@ def predict(model: nn.Module, x: np.ndarray, mask: np.ndarray, rna: np.ndarray |
             risks.append(r.float().cpu().numpy())
             atts.append(a.float().cpu().numpy())
     return np.concatenate(risks), np.concatenate(atts)
+
+
+def predict_patch_scores(model: nn.Module, x: np.ndarray, mask: np.ndarray, device: str = "cpu",
+                         batch: int = 256) -> np.ndarray:
+    """Every patch's score on the risk scale, ``float[B, N]`` (0 on padding; eval mode): the model's
+    Cox head applied to the patch alone (Javed et al. 2022). For :class:`GatedAttentionMIL` the
+    risk of :func:`predict` is exactly ``sum_k attention_k * score_k``."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            s = model.patch_scores(torch.from_numpy(x[i:i + batch]).to(device))
+            out.append(s.float().cpu().numpy())
+    return np.where(mask, np.concatenate(out), 0.0).astype(np.float32)
 
 
 def train_bag_model(model: nn.Module, x: np.ndarray, mask: np.ndarray, rna: np.ndarray | None, time: np.ndarray,
