@@ -28,7 +28,8 @@ from pathviz.viewer.maps import patch_map_images
 from pathviz.viewer.tiles import TILE_SIZE
 from pathviz.store.features import FeatureStore
 from pathviz.store.registry import ModelRegistry, chosen_layer_refs
-from pathviz.store.workspace import layer_label, read_patch_image
+from pathviz.store.workspace import layer_label, read_patch_image, split_model_layer_name
+from pathviz.survival.chance import model_evidence
 
 NO_LAYER = "(none)"
 SCALE_LABELS = {"value": "value", "percentile": "percentile rank within the slide"}
@@ -156,6 +157,12 @@ if layer is not None:
         st.caption(f"Transparent: patches ranked below p{floor} within this slide"
                    + (f" (values below {kept.min():.3g} {layer.units})." if kept.size else "."))
     st.caption(layer.description)
+    tag = split_model_layer_name(layer.name)[1]
+    if tag in layer_refs:  # a model's map: its held-out evidence beside it
+        line, warning = model_evidence(layer_refs[tag], ModelRegistry(ws.models_dir).get(layer_refs[tag]).metrics)
+        st.caption(line)
+        if warning:
+            st.warning(f"⚠ {warning}")
 
 # -- flagged patches ----------------------------------------------------------------------------
 table = flagged_table(ws, slide_id, layer.name, int(top_k)) if layer is not None else None

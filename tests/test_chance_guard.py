@@ -17,7 +17,7 @@ from conftest import app_test
 
 from pathviz.cli import main
 from pathviz.survival import harrell_c_bootstrap
-from pathviz.survival.chance import BOOTSTRAP_N, BOOTSTRAP_SEED, HeldOutC, held_out_c_index
+from pathviz.survival.chance import BOOTSTRAP_N, BOOTSTRAP_SEED, HeldOutC, held_out_c_index, model_evidence
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "patient.py")
 
@@ -39,6 +39,23 @@ def test_planted_signal_passes_noise_and_reversal_warn():
     t, e, x = _data(200, 1.5, 3)
     reverse = held_out_c_index([(t, e, -x)])
     assert reverse.worse_than_chance and "wrong direction" in reverse.warning
+
+
+def test_model_evidence_warns_below_chance_or_below_a_baseline():
+    good = HeldOutC(0.70, 0.62, 0.78, 100, 60).to_dict()
+    noise = HeldOutC(0.55, 0.45, 0.65, 100, 60).to_dict()
+    ref = "attention_mil/demo@v0001"
+    line, warning = model_evidence(ref, {"kind": "attention_mil", "held_out": good,
+                                         "test_c_index": {"attention_mil": 0.70, "mean_pooling": 0.61, "clinical": 0.64}})
+    assert warning is None and "0.700 (95% CI 0.620-0.780)" in line and "mean pooling 0.610" in line
+    assert "clinical 0.640" in line and "attention_mil 0.7" not in line  # its own figure once, as the headline
+    _, warning = model_evidence(ref, {"kind": "attention_mil", "held_out": good,
+                                      "test_c_index": {"attention_mil": 0.70, "clinical": 0.72}})
+    assert warning and "does not beat clinical" in warning
+    _, warning = model_evidence(ref, {"kind": "attention_mil", "held_out": noise, "test_c_index": {}})
+    assert warning and "includes 0.5" in warning
+    line, warning = model_evidence(ref, {})
+    assert "no held-out estimate" in line and "Retrain" in warning
 
 
 def test_single_split_ci_is_the_plain_bootstrap_and_repeats_give_mean_sd():

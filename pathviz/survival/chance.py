@@ -139,3 +139,30 @@ def held_out_c_index(splits: Sequence[tuple], n_boot: int = BOOTSTRAP_N, seed: i
     return HeldOutC(c_index=float(np.mean(cs)), lower=float(lo), upper=float(hi),
                     n=int(sum(len(t) for t, _, _ in arrays)), events=int(sum(int(np.sum(e)) for _, e, _ in arrays)),
                     splits=cs, sd=float(np.std(cs, ddof=1)) if len(cs) > 1 else 0.0, n_boot=n_boot, seed=seed)
+
+
+def model_evidence(ref: str, metrics: dict) -> tuple[str, str | None]:
+    """What a page shows beside a model's output: one line with the version's recorded held-out
+    C-index and CI and, on the same held-out patients, its comparators and no-learning baseline
+    (``metrics["test_c_index"]``, e.g. ``{"attention_mil": .., "mean_pooling": .., "clinical": ..}``);
+    and a warning (None when the model is better than chance AND than every baseline recorded).
+
+    Args:
+        ref: the version reference (``attention_mil/demo@v0001``).
+        metrics: the version's ``metrics.json`` (``held_out`` as :meth:`HeldOutC.to_dict`).
+    """
+    if "held_out" not in metrics:
+        return (f"{ref}: no held-out estimate recorded",
+                "This model version records no held-out C-index: its maps cannot be weighed. Retrain it.")
+    held = HeldOutC.from_dict(metrics["held_out"])
+    own = {metrics.get("kind"), ref.split("/")[0]}
+    others = {k: float(v) for k, v in (metrics.get("test_c_index") or {}).items()
+              if k not in own and isinstance(v, (int, float)) and np.isfinite(v)}
+    line = f"{ref}: held-out C {held.headline()}" + ("; on the same patients " + ", ".join(
+        f"{k.replace('_', ' ')} {v:.3f}" for k, v in others.items()) if others else "")
+    warning = held.warning
+    beaten = [k for k, v in others.items() if v >= held.c_index]
+    if warning is None and beaten:
+        warning = (f"The model does not beat {', '.join(k.replace('_', ' ') for k in beaten)} on its held-out "
+                   "patients: read its map as what it fitted, not as evidence.")
+    return line, warning
