@@ -128,41 +128,45 @@ st.caption(
     + (" (declared)" if rec.declared_mpp else "")
     + f" · {len(grid)} tissue patches of {grid.patch_size} px at {grid.mpp} µm/px"
 )
-if rec.source == "demo_cohort" and layer_name in ("haematoxylin", "eosin"):
-    from pages.ui.demo import STAIN_LAYER_NOTE
+# Everything above the viewer that depends on the layer sits in one container, so the viewer keeps
+# its place in the page when a layer adds or drops a note (a moved component is remounted, and a
+# remount racing a rerun can leave its frame blank).
+with st.container():
+    if rec.source == "demo_cohort" and layer_name in ("haematoxylin", "eosin"):
+        from pages.ui.demo import STAIN_LAYER_NOTE
 
-    st.info(STAIN_LAYER_NOTE)
+        st.info(STAIN_LAYER_NOTE)
 
-# -- legend -----------------------------------------------------------------------------------
-if layer is not None:
-    colours = ", ".join(legend_colors(cmap))
-    bar = f"<div style='width:220px;height:12px;background:linear-gradient(to right,{colours});border:1px solid #999'></div>"
-    units = html.escape(layer.units)
-    if scale == "percentile":  # percentile ticks with the layer's raw values at those percentiles
-        try:
-            ticks = percentile_ticks(layer.scores, (vmin, (vmin + vmax) / 2, vmax))
-        except PathVizError:  # no finite value in the layer: no ticks to show
-            ticks = []
-        marks = "".join(f"<span>p{p:.0f} = {v:.3g}</span>" for p, v in ticks)
-        scale_html = (f"<div style='display:flex;flex-direction:column'>{bar}<div style='width:220px;display:flex;"
-                      f"justify-content:space-between;font-size:0.8em'>{marks}</div></div><span>{units} "
-                      "(percentile rank within the slide)</span>")
-    else:
-        scale_html = f"<span>{vmin:.3g}</span>{bar}<span>{vmax:.3g} {units}</span>"
-    st.markdown(f"<div data-testid='pv-legend' style='display:flex;align-items:center;gap:8px'>"
-                f"<b>{html.escape(layer.title)}</b>{scale_html}</div>", unsafe_allow_html=True)
-    if floor:
-        ranks = percentile_ranks(layer.scores)
-        kept = layer.scores[ranks >= floor]
-        st.caption(f"Transparent: patches ranked below p{floor} within this slide"
-                   + (f" (values below {kept.min():.3g} {layer.units})." if kept.size else "."))
-    st.caption(layer.description)
-    tag = split_model_layer_name(layer.name)[1]
-    if tag in layer_refs:  # a model's map: its held-out evidence beside it
-        line, warning = model_evidence(layer_refs[tag], ModelRegistry(ws.models_dir).get(layer_refs[tag]).metrics)
-        st.caption(line)
-        if warning:
-            st.warning(f"⚠ {warning}")
+    # -- legend -----------------------------------------------------------------------------------
+    if layer is not None:
+        colours = ", ".join(legend_colors(cmap))
+        bar = f"<div style='width:220px;height:12px;background:linear-gradient(to right,{colours});border:1px solid #999'></div>"
+        units = html.escape(layer.units)
+        if scale == "percentile":  # percentile ticks with the layer's raw values at those percentiles
+            try:
+                ticks = percentile_ticks(layer.scores, (vmin, (vmin + vmax) / 2, vmax))
+            except PathVizError:  # no finite value in the layer: no ticks to show
+                ticks = []
+            marks = "".join(f"<span>p{p:.0f} = {v:.3g}</span>" for p, v in ticks)
+            scale_html = (f"<div style='display:flex;flex-direction:column'>{bar}<div style='width:220px;display:flex;"
+                          f"justify-content:space-between;font-size:0.8em'>{marks}</div></div><span>{units} "
+                          "(percentile rank within the slide)</span>")
+        else:
+            scale_html = f"<span>{vmin:.3g}</span>{bar}<span>{vmax:.3g} {units}</span>"
+        st.markdown(f"<div data-testid='pv-legend' style='display:flex;align-items:center;gap:8px'>"
+                    f"<b>{html.escape(layer.title)}</b>{scale_html}</div>", unsafe_allow_html=True)
+        if floor:
+            ranks = percentile_ranks(layer.scores)
+            kept = layer.scores[ranks >= floor]
+            st.caption(f"Transparent: patches ranked below p{floor} within this slide"
+                       + (f" (values below {kept.min():.3g} {layer.units})." if kept.size else "."))
+        st.caption(layer.description)
+        tag = split_model_layer_name(layer.name)[1]
+        if tag in layer_refs:  # a model's map: its held-out evidence beside it
+            line, warning = model_evidence(layer_refs[tag], ModelRegistry(ws.models_dir).get(layer_refs[tag]).metrics)
+            st.caption(line)
+            if warning:
+                st.warning(f"⚠ {warning}")
 
 # -- flagged patches ----------------------------------------------------------------------------
 table = flagged_table(ws, slide_id, layer.name, int(top_k)) if layer is not None else None

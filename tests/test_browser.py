@@ -95,6 +95,17 @@ def browser_login(page, app_url: str, username: str = "tester", roles=ALL_ROLES,
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=90_000)
 
 
+def wait_for_run(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the script run an action started has finished (Streamlit's ``stApp`` script state)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_selector('[data-testid="stApp"]:not([data-test-script-state="notRunning"])', timeout=1500)
+    except PlaywrightTimeout:
+        pass  # it ran and finished already
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
 def launch_chromium(playwright):
     """Debian's chromium, headless, with the flags this machine's closed network needs."""
     return playwright.chromium.launch(

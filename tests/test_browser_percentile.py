@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from test_browser import _painted, browser_login, launch_chromium, running_app  # noqa: F401 (fixture)
+from test_browser import _painted, browser_login, launch_chromium, running_app, wait_for_run  # noqa: F401 (fixture)
 
 WAIT_MS = 30_000
 SHOT = os.environ.get("PATHVIZ_PERCENTILE_SHOT", "/tmp/percentile.png")
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.browser
 
 
 def test_percentile_display_and_floor_in_chromium(running_app, demo_ws):  # noqa: F811
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     app_url, _ = running_app
@@ -34,12 +33,7 @@ def test_percentile_display_and_floor_in_chromium(running_app, demo_ws):  # noqa
         browser_login(page, app_url, username="drpct", roles=("pathologist",), next_path="slide_viewer")
 
         def settle() -> None:
-            """Wait until the script run an action started has finished."""
-            try:
-                page.wait_for_selector('[data-testid="stApp"]:not([data-test-script-state="notRunning"])', timeout=1500)
-            except PlaywrightTimeout:
-                pass  # it ran and finished already
-            page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=WAIT_MS)
+            wait_for_run(page, WAIT_MS)
 
         def overlay_tiles(scale: str, min_floor: int = 0) -> list[tuple[str, int]]:
             return [(u, s) for u, s in answers
