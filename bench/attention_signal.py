@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark_cohort import throttled_report  # noqa: E402
+from benchmark_cohort import run_timed, throttled_report  # noqa: E402
 from planted_signal import bench_workspace, pointing_of  # noqa: E402
 
 from pathviz.cohort.benchmark import PATCH, SETTINGS, parse_layout, patch_classes  # noqa: E402
@@ -119,7 +118,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    code = main()
-    print(f"seconds: {time.perf_counter() - t0:.0f}")
-    sys.exit(code)
+    run_timed(main)

@@ -48,6 +48,14 @@ TOP = 10
 BINS = 16
 
 
+def run_timed(main) -> None:
+    """Run a bench's ``main()``, print its wall time as the last line (``seconds: N``), exit with its code."""
+    t0 = time.perf_counter()
+    code = main()
+    print(f"seconds: {time.perf_counter() - t0:.0f}")
+    sys.exit(code)
+
+
 def throttled_report(label: str, every_s: float):
     """A progress callback ``(fraction, message)`` that prints at most once every ``every_s`` seconds."""
     last = [time.perf_counter()]

@@ -31,6 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmark_cohort import run_timed  # noqa: E402
+
 from pathviz.cohort.benchmark import PATCH, parse_layout, patch_classes  # noqa: E402
 
 
@@ -119,7 +121,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    code = main()
-    print(f"seconds: {time.perf_counter() - t0:.0f}")
-    sys.exit(code)
+    run_timed(main)
